@@ -1,0 +1,1 @@
+"""An EDI 2.0-style messaging backbone for Norwegian health messages."""

@@ -1,0 +1,143 @@
+"""The schema catalog: which compiled XML Schema validates a namespace.
+
+Schemas come from the project's own built-in set and from directories the operator configures (a published
+XSD set such as e-helse's). Each directory is indexed once by targetNamespace; a namespace's schema is compiled
+on first use and then shared by every caller and thread. Absolute imports inside published XSDs (kith.xsd,
+xmldsig) are resolved through an OASIS XML catalog (`catalog.xml`) in the directory; nothing is ever fetched over
+the network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from lxml import etree
+
+from edi.core.standards import standard_for
+
+_XSD = "{http://www.w3.org/2001/XMLSchema}"
+_CATALOG_NS = "{urn:oasis:names:tc:entity:xmlns:xml:catalog}"
+
+
+class SchemaCompileError(Exception):
+    """A configured schema could not be compiled; the message names the file and the reason."""
+
+
+def builtin_schema_dir() -> Path:
+    return Path(str(resources.files("edi.schemas") / "xsd"))
+
+
+class _CatalogResolver(etree.Resolver):
+    """Maps the absolute schemaLocations in a catalog.xml to local files and refuses every other remote URL."""
+
+    def __init__(self, mapping: dict[str, Path]) -> None:
+        super().__init__()
+        self._mapping = mapping
+
+    def resolve(self, system_url: str | None, public_id: str | None, context: object) -> object:
+        if system_url is None:
+            return None
+        target = self._mapping.get(system_url)
+        if target is not None:
+            return self.resolve_filename(str(target), context)
+        if system_url.startswith(("http:", "https:", "ftp:")):
+            raise SchemaCompileError(f"schema import {system_url} is not in the directory's catalog.xml")
+        return None
+
+
+def _read_xml_catalog(directory: Path) -> dict[str, Path]:
+    catalog = directory / "catalog.xml"
+    if not catalog.is_file():
+        return {}
+    root = etree.parse(str(catalog), etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+    mapping: dict[str, Path] = {}
+    for entry in root.iter(f"{_CATALOG_NS}system", f"{_CATALOG_NS}uri"):
+        key = entry.get("systemId") or entry.get("name")
+        uri = entry.get("uri")
+        if key and uri:
+            mapping[key] = (directory / uri).resolve()
+    return mapping
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaSource:
+    namespace: str
+    path: Path
+    resolver_mapping: dict[str, Path] = field(hash=False, compare=False)
+
+
+def _index_directory(directory: Path) -> dict[str, SchemaSource]:
+    """targetNamespace -> the top-level XSD for it: the file that declares the namespace's root element."""
+    mapping = _read_xml_catalog(directory)
+    candidates: dict[str, list[tuple[int, Path]]] = {}
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    for path in sorted(directory.rglob("*.xsd")):
+        try:
+            root = etree.parse(str(path), parser).getroot()
+        except etree.XMLSyntaxError:
+            continue  # reported when someone actually needs this namespace and it is missing
+        namespace = root.get("targetNamespace") or ""
+        elements = {e.get("name") for e in root.iterchildren(f"{_XSD}element")}
+        if not elements:
+            continue  # type libraries (kith.xsd, felleskomponent1) are only ever imported
+        standard = standard_for(namespace)
+        rank = 0 if standard and standard.root in elements else 1
+        candidates.setdefault(namespace, []).append((rank, path))
+    return {
+        ns: SchemaSource(ns, min(paths, key=lambda item: (item[0], len(item[1].parts)))[1], mapping)
+        for ns, paths in candidates.items()
+    }
+
+
+class SchemaCatalog:
+    """Namespace -> compiled schema, from the operator's directories first and the built-in set last."""
+
+    def __init__(self, directories: Sequence[Path] = (), *, include_builtin: bool = True) -> None:
+        self.directories = tuple(Path(d).resolve() for d in directories)
+        for directory in self.directories:
+            if not directory.is_dir():
+                raise SchemaCompileError(f"schema directory {directory} does not exist")
+        sources: dict[str, SchemaSource] = {}
+        ordered: Iterable[Path] = (*self.directories, *( [builtin_schema_dir()] if include_builtin else []))
+        for directory in reversed(tuple(ordered)):
+            sources.update(_index_directory(directory))  # earlier directories override later ones
+        self._sources = sources
+        self._compiled: dict[str, etree.XMLSchema] = {}
+        self._lock = threading.Lock()
+        # lxml's XMLSchema keeps one error log per object, so reading *which* errors a document has is done
+        # under this lock; the verdict alone needs no lock and runs in parallel.
+        self.error_lock = threading.Lock()
+
+    @property
+    def namespaces(self) -> frozenset[str]:
+        return frozenset(self._sources)
+
+    def source(self, namespace: str) -> SchemaSource | None:
+        return self._sources.get(namespace)
+
+    def schema_for(self, namespace: str) -> etree.XMLSchema | None:
+        compiled = self._compiled.get(namespace)
+        if compiled is not None:
+            return compiled
+        source = self._sources.get(namespace)
+        if source is None:
+            return None
+        with self._lock:
+            compiled = self._compiled.get(namespace)
+            if compiled is None:
+                compiled = _compile(source)
+                self._compiled[namespace] = compiled
+        return compiled
+
+
+def _compile(source: SchemaSource) -> etree.XMLSchema:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    parser.resolvers.add(_CatalogResolver(source.resolver_mapping))
+    try:
+        return etree.XMLSchema(etree.parse(str(source.path), parser))
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+        raise SchemaCompileError(f"cannot compile {source.path} for {source.namespace}: {exc}") from exc

@@ -1,0 +1,218 @@
+"""Validating a message: parse safely, find the routing header, validate the envelope and every business
+document against the schema for its namespace, then run the business rules.
+
+The result is data (a ValidationReport), never an exception: every way a message can be wrong is a Problem with
+a stable code, an AppRec code, texts in English and Norwegian, and a line and path where it applies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from lxml import etree
+from pydantic import BaseModel, ConfigDict
+
+from edi.core.catalog import SchemaCatalog
+from edi.core.errors import AppRecCode, Code, Severity
+from edi.core.extract import content_parts, find_headers, namespace_of, read_header
+from edi.core.header import RoutingHeader
+from edi.core.parsing import DEFAULT_MAX_BYTES, parse_xml
+from edi.core.problems import DocumentRefused, Problem, problem
+from edi.core.rules import RuleContext, run_rules
+from edi.core.standards import MSGHEAD_NS, Role, standard_for
+
+MAX_SCHEMA_ERRORS_PER_PART = 20
+
+
+class PartKind(StrEnum):
+    ENVELOPE = "envelope"
+    DOCUMENT = "document"
+    ATTACHMENT = "attachment"
+
+
+class PartReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: PartKind
+    namespace: str
+    standard: str | None = None
+    version: str | None = None
+    valid: bool | None  # None: no schema installed for the namespace
+    line: int | None = None
+
+
+class ValidationReport(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    valid: bool | None  # None when nothing is wrong but some part's schema is not installed
+    size: int
+    header: RoutingHeader | None = None
+    parts: tuple[PartReport, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if not p.is_error]
+
+    @property
+    def apprec_codes(self) -> list[AppRecCode]:
+        return list(dict.fromkeys(p.apprec_code for p in self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatorOptions:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    clock_skew: timedelta = timedelta(minutes=5)
+    error_codes: frozenset[str] = frozenset()  # warning codes this deployment treats as errors (policy)
+
+
+class Validator:
+    """Validates messages against a shared SchemaCatalog; safe to use from several threads at once."""
+
+    def __init__(self, catalog: SchemaCatalog, options: ValidatorOptions | None = None) -> None:
+        self.catalog = catalog
+        self.options = options or ValidatorOptions()
+
+    def validate(self, data: bytes, *, now: datetime | None = None) -> ValidationReport:
+        try:
+            root = parse_xml(data, max_bytes=self.options.max_bytes)
+        except DocumentRefused as refused:
+            return ValidationReport(valid=False, size=len(data), problems=(refused.problem,))
+        problems: list[Problem] = []
+        parts: list[PartReport] = []
+        headers = find_headers(root)
+        for element in headers or [root]:
+            self._validate_unit(element, parts, problems)
+        header: RoutingHeader | None = None
+        if headers:
+            header = read_header(headers[0])
+            context = RuleContext(now=now or datetime.now(UTC), clock_skew=self.options.clock_skew)
+            for element in headers:
+                unit_header = header if element is headers[0] else read_header(element)
+                problems.extend(run_rules(unit_header, element, context))
+            if len(headers) > 1:
+                problems.append(problem(Code.SEVERAL_MESSAGES, count=len(headers)))
+        else:
+            problems.append(problem(Code.NO_ROUTING_HEADER, root=etree.QName(root).localname, line=root.sourceline))
+        if self.options.error_codes:
+            problems = [
+                p.model_copy(update={"severity": Severity.ERROR}) if p.code in self.options.error_codes else p
+                for p in problems
+            ]
+        return ValidationReport(
+            valid=_verdict(parts, problems), size=len(data), header=header, parts=tuple(parts),
+            problems=tuple(problems),
+        )
+
+    def _validate_unit(self, element: etree._Element, parts: list[PartReport], problems: list[Problem]) -> None:
+        if namespace_of(element) != MSGHEAD_NS:
+            self._validate_part(element, PartKind.DOCUMENT, 0, parts, problems)
+            return
+        inner = content_parts(element)
+        # MsgHead's Content is a strict wildcard: the envelope is validated on its own, with the documents inside
+        # Content lifted out for the moment, and each document then against the schema for its own namespace.
+        holders = [(child.getparent(), child) for child in inner]
+        for holder, child in holders:
+            holder.remove(child)  # type: ignore[union-attr]
+        try:
+            self._validate_part(element, PartKind.ENVELOPE, 0, parts, problems)
+        finally:
+            for holder, child in holders:
+                holder.append(child)  # type: ignore[union-attr]
+        for index, child in enumerate(inner, start=1):
+            standard = standard_for(namespace_of(child))
+            kind = PartKind.ATTACHMENT if standard and standard.role is Role.ATTACHMENT else PartKind.DOCUMENT
+            self._validate_part(child, kind, index, parts, problems)
+
+    def _validate_part(
+        self, element: etree._Element, kind: PartKind, index: int, parts: list[PartReport], problems: list[Problem]
+    ) -> None:
+        namespace = namespace_of(element)
+        standard = standard_for(namespace)
+        label, label_nb = _part_label(kind, index, standard.name if standard else None,
+                                      standard.version if standard else None, element)
+        report = dict(kind=kind, namespace=namespace, standard=standard.name if standard else None,
+                      version=standard.version if standard else None, line=element.sourceline)
+        schema = self.catalog.schema_for(namespace)
+        if schema is None:
+            parts.append(PartReport(valid=None, **report))  # type: ignore[arg-type]
+            problems.append(problem(Code.SCHEMA_NOT_INSTALLED, namespace=namespace or "(none)", part=label,
+                                    part_nb=label_nb, line=element.sourceline))
+            return
+        if schema.validate(element):
+            parts.append(PartReport(valid=True, **report))  # type: ignore[arg-type]
+            return
+        parts.append(PartReport(valid=False, **report))  # type: ignore[arg-type]
+        with self.catalog.error_lock:  # see SchemaCatalog.error_lock
+            schema.validate(element)
+            entries = list(schema.error_log)[:MAX_SCHEMA_ERRORS_PER_PART]
+        name = f"{standard.name} {standard.version}" if standard else namespace
+        for entry in entries:
+            detail = _readable(entry.message)
+            problems.append(problem(
+                Code.SCHEMA_INVALID, part=label, part_nb=label_nb, standard=name, detail=detail,
+                line=entry.line or None, path=_locate(element, entry.line, detail) if entry.line else None,
+            ))
+
+
+def _verdict(parts: list[PartReport], problems: list[Problem]) -> bool | None:
+    if any(p.is_error for p in problems):
+        return False
+    if any(part.valid is None for part in parts):
+        return None
+    return True
+
+
+def _part_label(kind: PartKind, index: int, standard: str | None, version: str | None,
+                element: etree._Element) -> tuple[str, str]:
+    name = f"{standard} {version}" if standard else etree.QName(element).localname
+    if kind is PartKind.ENVELOPE:
+        return "The MsgHead envelope", "MsgHead-konvolutten"
+    if index == 0:
+        return f"The {name} document", f"{name}-dokumentet"
+    what, what_nb = ("attachment", "vedlegg") if kind is PartKind.ATTACHMENT else ("document", "dokument")
+    return f"The {what} in Document {index} ({name})", f"{what_nb.capitalize()} i Document {index} ({name})"
+
+
+_CLARK = re.compile(r"\{[^}]*\}")
+
+
+def _readable(message: str) -> str:
+    """libxml2's messages name elements as {namespace}Name; the sender knows them by their plain names."""
+    return _CLARK.sub("", message).strip()
+
+
+_NAMED = re.compile(r"Element '([^']+)'")
+
+
+def _locate(element: etree._Element, line: int, message: str) -> str | None:
+    """The path of the element a schema error is about: libxml2 gives its line and names it in the message."""
+    named = _NAMED.search(message)
+    name = named.group(1) if named else None
+    candidates = [e for e in element.iter() if isinstance(e.tag, str) and e.sourceline == line]
+    exact = [e for e in candidates if etree.QName(e).localname == name]
+    found = (exact or candidates or [None])[0]
+    return None if found is None else element_path(found)
+
+
+def element_path(element: etree._Element) -> str:
+    """/MsgHead/MsgInfo/Receiver/Organisation[2]: local names, with a position only where siblings share a name."""
+    steps: list[str] = []
+    current: etree._Element | None = element
+    while current is not None:
+        name = etree.QName(current).localname
+        parent = current.getparent()
+        if parent is not None:
+            same = [s for s in parent.iterchildren(current.tag)]
+            if len(same) > 1:
+                name += f"[{same.index(current) + 1}]"
+        steps.append(name)
+        current = parent
+    return "/" + "/".join(reversed(steps))
