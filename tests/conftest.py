@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.support.kafka"]
+pytest_plugins = ["tests.support.kafka", "tests.support.postgres"]

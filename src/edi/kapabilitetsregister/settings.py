@@ -1,0 +1,24 @@
+"""Configuration of the registry, from EDI_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RegistrySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EDI_", extra="ignore")
+
+    data_dir: Path = Path(".edi-data")
+    registry_database_url: str | None = None  # default: SQLite at <data dir>/registry.db
+    registry_operator_token: SecretStr | None = None  # required by the API's writes; None: writes are refused
+    registry_url: str | None = None  # the CLI talks to this remote registry instead of the local store
+    registry_check_sender_produce: bool = False  # also require the sender's Produce capability
+
+    @property
+    def database_url(self) -> str:
+        if self.registry_database_url:
+            return self.registry_database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'registry.db').resolve()}"

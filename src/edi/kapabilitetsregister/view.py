@@ -1,0 +1,235 @@
+"""The in-memory read model and the capability check.
+
+The view answers checks from dictionaries, never touching the database: routers keep one, fed by the store's
+change records. The store answers the same check by loading the relevant rows into a view of its own, so there
+is exactly one implementation of the rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from edi.kapabilitetsregister.changes import ChangeRecord
+from edi.kapabilitetsregister.model import (
+    Capability,
+    Direction,
+    Override,
+    OverrideEffect,
+    Party,
+)
+from edi.kapabilitetsregister.specifications import Catalogue, Specification
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    UNKNOWN_PARTY = "unknown_party"
+    INACTIVE = "inactive"
+    OUTSIDE_VALIDITY = "outside_validity"
+    DENIED_BY_OVERRIDE = "denied_by_override"
+    NO_CAPABILITY = "no_capability"
+    OTHER_VERSIONS_ONLY = "other_versions_only"
+    UNRECOGNISED_MESSAGE = "unrecognised_message"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The answer for one party: allowed or not, and a reason the sender can act on."""
+
+    outcome: Outcome
+    her_id: int
+    direction: Direction
+    specification_id: int | None
+    reason: str
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome is Outcome.ALLOWED
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """A delivery check: the receiver must Consume the specification; the sender, when asked, must Produce it."""
+
+    receiver: Verdict
+    sender: Verdict | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.receiver.allowed and (self.sender is None or self.sender.allowed)
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        return [self.receiver] if self.sender is None else [self.receiver, self.sender]
+
+
+_CapabilityIndex = dict[tuple[int, Direction], Capability]
+_VERB = {Direction.CONSUME: "receive", Direction.PRODUCE: "send"}
+
+
+class RegistryView:
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._parties: dict[int, Party] = {}
+        self._capabilities: dict[int, _CapabilityIndex] = {}
+        self._overrides: dict[int, dict[int, Override]] = {}
+        self._applied: dict[str, int] = {}  # key -> seq of the record that last set it
+        self.last_seq = 0
+
+    # --- feeding the view -------------------------------------------------------------------------------------
+
+    def apply(self, record: ChangeRecord) -> bool:
+        """Apply one change record; False when it is not newer than what the view holds for its key (a
+        redelivery or a stale record), which is then ignored."""
+        if record.seq <= self._applied.get(record.key, 0):
+            return False
+        self._applied[record.key] = record.seq
+        self.last_seq = max(self.last_seq, record.seq)
+        if record.after is not None:
+            self.put(record.after)
+        else:
+            self._remove(record.key)
+        return True
+
+    def apply_all(self, records: Iterable[ChangeRecord]) -> None:
+        for record in records:
+            self.apply(record)
+
+    def put(self, entity: Party | Capability | Override) -> None:
+        if isinstance(entity, Party):
+            self._parties[entity.her_id] = entity
+        elif isinstance(entity, Capability):
+            self._capabilities.setdefault(entity.her_id, {})[(entity.specification_id, entity.direction)] = entity
+        else:
+            self._overrides.setdefault(entity.her_id, {})[entity.specification_id] = entity
+
+    def _remove(self, key: str) -> None:
+        kind, her, *rest = key.split("/")
+        her_id = int(her)
+        if kind == "party":
+            self._parties.pop(her_id, None)
+        elif kind == "capability":
+            self._capabilities.get(her_id, {}).pop((int(rest[0]), Direction(rest[1])), None)
+        else:
+            self._overrides.get(her_id, {}).pop(int(rest[0]), None)
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def party(self, her_id: int) -> Party | None:
+        return self._parties.get(her_id)
+
+    def parties(self) -> list[Party]:
+        return sorted(self._parties.values(), key=lambda p: p.her_id)
+
+    def own_capabilities(self, her_id: int) -> list[Capability]:
+        return sorted(self._capabilities.get(her_id, {}).values(), key=_capability_order)
+
+    def overrides(self, her_id: int) -> list[Override]:
+        return sorted(self._overrides.get(her_id, {}).values(), key=lambda o: o.specification_id)
+
+    def effective_capabilities(self, her_id: int) -> tuple[list[Capability], int | None]:
+        """The capabilities that answer checks for a party, and the HER-id they were inherited from (if so)."""
+        party = self._parties.get(her_id)
+        if party is None:
+            return [], None
+        index, source = self._effective(party)
+        return sorted(index.values(), key=_capability_order), source
+
+    def entities(self) -> Iterator[Party | Capability | Override]:
+        """Everything the view holds, in a stable order (for comparing two views)."""
+        yield from self.parties()
+        for her_id in sorted(self._capabilities):
+            yield from self.own_capabilities(her_id)
+        for her_id in sorted(self._overrides):
+            yield from self.overrides(her_id)
+
+    # --- the check --------------------------------------------------------------------------------------------
+
+    def check_delivery(
+        self, receiver: int, spec: Specification, at: datetime, sender: int | None = None,
+    ) -> CheckResult:
+        return CheckResult(
+            receiver=self.check(receiver, spec, Direction.CONSUME, at),
+            sender=None if sender is None else self.check(sender, spec, Direction.PRODUCE, at),
+        )
+
+    def check(self, her_id: int, spec: Specification, direction: Direction, at: datetime) -> Verdict:
+        """Can this party receive (Consume) or send (Produce) this specification at this moment?"""
+        party = self._parties.get(her_id)
+        if party is None:
+            return Verdict(Outcome.UNKNOWN_PARTY, her_id, direction, spec.id,
+                           f"HER-id {her_id} is not a registered communication party")
+        if not party.active:
+            return Verdict(Outcome.INACTIVE, her_id, direction, spec.id, f"{_label(party)} is not active")
+        if not party.valid_at(at):
+            return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
+                           f"{_label(party)} is registered for {party.period}, not for {at:%Y-%m-%d %H:%M} UTC")
+        override = self._override(party, spec.id, at)
+        if override is not None:
+            if override.effect is OverrideEffect.ALLOW:
+                return Verdict(Outcome.ALLOWED, her_id, direction, spec.id,
+                               f"allowed by an operator override: {override.reason}")
+            return Verdict(Outcome.DENIED_BY_OVERRIDE, her_id, direction, spec.id,
+                           f"{_label(party)} may not {_VERB[direction]} {spec.display_name}: operator override: "
+                           f"{override.reason}")
+        index, inherited_from = self._effective(party)
+        capability = index.get((spec.id, direction))
+        if capability is not None and capability.valid_at(at):
+            how = "registered" if inherited_from is None else f"inherited from organisation {inherited_from}"
+            return Verdict(Outcome.ALLOWED, her_id, direction, spec.id,
+                           f"{spec.capability(direction)} ({how})")
+        return self._refusal(party, spec, direction, at, index, capability)
+
+    def _refusal(
+        self, party: Party, spec: Specification, direction: Direction, at: datetime,
+        index: _CapabilityIndex, capability: Capability | None,
+    ) -> Verdict:
+        her_id, verb = party.her_id, _VERB[direction]
+        if capability is not None:
+            return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
+                           f"{_label(party)} can {verb} {spec.display_name} only {capability.period}")
+        others = [
+            other.display_name for other in self.catalogue.other_versions(spec)
+            if (held := index.get((other.id, direction))) is not None and held.valid_at(at)
+        ]
+        if others:
+            return Verdict(Outcome.OTHER_VERSIONS_ONLY, her_id, direction, spec.id,
+                           f"{_label(party)} cannot {verb} {spec.display_name}; of {spec.standard} it supports "
+                           f"only: {'; '.join(others)}")
+        return Verdict(Outcome.NO_CAPABILITY, her_id, direction, spec.id,
+                       f"{_label(party)} has no {direction.value} capability for {spec.display_name} "
+                       f"({spec.capability(direction)})")
+
+    def _effective(self, party: Party) -> tuple[_CapabilityIndex, int | None]:
+        # A service or person with no entries of its own inherits its organisation's.
+        own = self._capabilities.get(party.her_id)
+        if own or party.parent_her_id is None:
+            return own or {}, None
+        return self._capabilities.get(party.parent_her_id) or {}, party.parent_her_id
+
+    def _override(self, party: Party, specification_id: int, at: datetime) -> Override | None:
+        # The party's own override wins over its organisation's.
+        for her_id in (party.her_id, party.parent_her_id):
+            if her_id is None:
+                continue
+            override = self._overrides.get(her_id, {}).get(specification_id)
+            if override is not None and override.valid_at(at):
+                return override
+        return None
+
+
+def unrecognised(her_id: int, description: str) -> Verdict:
+    """The verdict for a message that is none of the registry's specifications."""
+    return Verdict(Outcome.UNRECOGNISED_MESSAGE, her_id, Direction.CONSUME, None,
+                   f"the message ({description}) is none of the registry's message specifications, so no "
+                   "receiver can be found able to take it")
+
+
+def _label(party: Party) -> str:
+    return f"HER-id {party.her_id}" + (f" ({party.name})" if party.name else "")
+
+
+def _capability_order(capability: Capability) -> tuple[int, str]:
+    return capability.specification_id, capability.direction.value
