@@ -1,0 +1,102 @@
+"""Record headers: the correlation ids that follow a message through every hop, W3C trace context, and what
+the runtime adds to a dead letter.
+
+Correlation travels in headers, not in the event bodies, so that every record (raw envelopes on edi.inbound
+included) carries it the same way and logs and traces can pick it up without decoding a payload.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, fields, replace
+
+from edi.adapters.bus.port import Headers
+
+MESSAGE_ID = "edi-message-id"  # the backbone's own id of a message, assigned at ingress
+MSG_ID = "edi-msg-id"  # MsgHead MsgId as the sender set it
+SENDER_HER_ID = "edi-sender-her-id"
+RECEIVER_HER_ID = "edi-receiver-her-id"
+REQUEST_ID = "edi-request-id"  # the HTTP request that brought the message in
+TRACEPARENT = "traceparent"  # W3C Trace Context, https://www.w3.org/TR/trace-context/
+
+# Added to a record moved to a dead-letter topic (the original's headers are kept alongside).
+DLQ_REASON = "edi-dlq-reason"
+DLQ_ATTEMPTS = "edi-dlq-attempts"
+DLQ_SERVICE = "edi-dlq-service"
+DLQ_TOPIC = "edi-dlq-original-topic"
+DLQ_PARTITION = "edi-dlq-original-partition"
+DLQ_OFFSET = "edi-dlq-original-offset"
+
+_TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})")
+_SAMPLED = "01"
+
+
+def new_traceparent() -> str:
+    """The start of a new trace (sampled)."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-{_SAMPLED}"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A new span in the parent's trace, or a new trace when there is no valid parent."""
+    match = _TRACEPARENT.fullmatch(parent or "")
+    if match is None or set(match["trace"]) == {"0"} or set(match["span"]) == {"0"}:
+        return new_traceparent()
+    return f"00-{match['trace']}-{secrets.token_hex(8)}-{match['flags']}"
+
+
+def header(headers: Headers, name: str) -> bytes | None:
+    """The last value of header `name` (Kafka allows repeats; the last one wins), or None."""
+    for key, value in reversed(headers):
+        if key == name:
+            return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Correlation:
+    """The ids that tie records, logs and traces of one message together."""
+
+    message_id: str | None = None
+    msg_id: str | None = None
+    sender_her_id: str | None = None
+    receiver_her_id: str | None = None
+    request_id: str | None = None
+    traceparent: str | None = None
+
+    @classmethod
+    def from_headers(cls, headers: Headers) -> Correlation:
+        values = {}
+        for field in fields(cls):
+            raw = header(headers, _HEADER_NAMES[field.name])
+            if raw is not None:
+                values[field.name] = raw.decode("utf-8", errors="replace")
+        return cls(**values)
+
+    def to_headers(self) -> Headers:
+        return tuple(
+            (_HEADER_NAMES[field.name], value.encode())
+            for field in fields(self)
+            if (value := getattr(self, field.name)) is not None
+        )
+
+    def child(self, **changes: str | None) -> Correlation:
+        """The correlation of a record produced while handling this one: a new span in the same trace, and
+        `changes` (e.g. the receiver of one delivery)."""
+        return replace(self, traceparent=child_traceparent(self.traceparent), **changes)
+
+    def log_context(self) -> dict[str, str]:
+        """The fixed structlog keys, for the ids that are known."""
+        return {
+            field.name: value for field in fields(self) if (value := getattr(self, field.name)) is not None
+        }
+
+
+_HEADER_NAMES = {
+    "message_id": MESSAGE_ID,
+    "msg_id": MSG_ID,
+    "sender_her_id": SENDER_HER_ID,
+    "receiver_her_id": RECEIVER_HER_ID,
+    "request_id": REQUEST_ID,
+    "traceparent": TRACEPARENT,
+}
