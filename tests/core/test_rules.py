@@ -10,7 +10,8 @@ from edi.core.catalog import SchemaCatalog
 from edi.core.validation import ValidationReport, Validator, ValidatorOptions
 from tests.shared_samples import SAMPLES, STANDARDS
 
-DIALOG = (SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml").read_bytes()
+DIALOG = (SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml"
+          ).read_bytes()
 SVAR = (SAMPLES / "svarrapport/sarepta-test/svarrapport/Testcase-mikrobiologisvar-20120203/case6-24.xml").read_bytes()
 
 
@@ -99,7 +100,8 @@ def test_empty_documents(validator: Validator, value: bytes) -> None:
 
 
 def test_schema_errors_say_where(validator: Validator) -> None:
-    report = validator.validate(DIALOG.replace(b"<GenDate>2017-06-12T09:35:22</GenDate>", b"<GenDate>yesterday</GenDate>"))
+    report = validator.validate(
+        DIALOG.replace(b"<GenDate>2017-06-12T09:35:22</GenDate>", b"<GenDate>yesterday</GenDate>"))
     error = next(p for p in report.errors if p.code == "EDI-SCH-001")
     assert error.apprec_code == "T02"
     assert error.line == 7 and error.path == "/MsgHead/MsgInfo/GenDate"

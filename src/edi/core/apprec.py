@@ -81,22 +81,21 @@ def build_apprec(
     from_party = sender or original.receiver
     if from_party is None or not from_party.levels:
         raise AppRecNotAllowed("no sender for the AppRec: the original has no receiver, so name one")
-    if not original.msg_id:
-        raise AppRecNotAllowed("the original message has no id to refer to")
 
+    moment = now or datetime.now(NORWAY)
     namespace, mig_version = _NAMESPACES[version]
     e = _Builder(namespace)
     root = e("AppRec")
     e.sub(root, "MsgType", V="APPREC", DN="Applikasjonskvittering")
     e.sub(root, "MIGversion", text=mig_version)
-    e.sub(root, "GenDate", text=_xs_datetime(now or datetime.now(NORWAY)))
+    e.sub(root, "GenDate", text=_xs_datetime(moment))
     e.sub(root, "Id", text=apprec_id or str(uuid.uuid4()))
     e.party(e.sub(root, "Sender"), from_party)
     e.party(e.sub(root, "Receiver"), original.sender)
     e.sub(root, "Status", V=status.value, DN=status.display_name)
     for error in errors:
         attributes = {"V": error.code, "S": error.system, "OT": error.description}
-        text = APPREC_CODE_TEXT.get(error.code)  # type: ignore[call-overload]  # StrEnum keys match plain codes
+        text = APPREC_CODE_TEXT.get(error.code)
         if text:
             attributes["DN"] = text
         e.sub(root, "Error", **attributes)
@@ -104,8 +103,11 @@ def build_apprec(
     message_type = original.message_type
     e.sub(original_id, "MsgType", **_coded(message_type.code if message_type else None,
                                              message_type.display_name if message_type else None))
-    e.sub(original_id, "IssueDate", text=_original_issue_date(original))
-    e.sub(original_id, "Id", text=original.msg_id)
+    # A message refused for a broken GenDate or a missing MsgId still gets its receipt: the schema requires
+    # both, so the receipt's own time and an empty id stand in for what the original did not say.
+    issued = parse_kith_datetime(original.gen_date) if original.gen_date else None
+    e.sub(original_id, "IssueDate", text=_xs_datetime(issued or moment))
+    e.sub(original_id, "Id", text=original.msg_id or "")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
 
 
@@ -115,7 +117,7 @@ class _Builder:
         self.nsmap = {None: namespace}
 
     def __call__(self, name: str) -> etree._Element:
-        return etree.Element(self.ns + name, nsmap=self.nsmap)  # type: ignore[dict-item]
+        return etree.Element(self.ns + name, nsmap=self.nsmap)
 
     def sub(self, parent: etree._Element, name: str, *, text: str | None = None, **attributes: str) -> etree._Element:
         child = etree.SubElement(parent, self.ns + name, {k: v for k, v in attributes.items() if v is not None})
@@ -173,11 +175,3 @@ def _coded(code: str | None, display_name: str | None) -> dict[str, str]:
 
 def _xs_datetime(moment: datetime) -> str:
     return moment.replace(microsecond=0).isoformat()
-
-
-def _original_issue_date(original: RoutingHeader) -> str:
-    """The original's GenDate as an xs:dateTime (older KITH documents may give only a date)."""
-    parsed = parse_kith_datetime(original.gen_date) if original.gen_date else None
-    if parsed is None:
-        raise AppRecNotAllowed("the original message has no readable GenDate to refer to")
-    return _xs_datetime(parsed)

@@ -31,7 +31,7 @@ def builtin_schema_dir() -> Path:
     return Path(str(resources.files("edi.schemas") / "xsd"))
 
 
-class _CatalogResolver(etree.Resolver):
+class _CatalogResolver(etree.Resolver):  # type: ignore[misc]  # lxml is untyped
     """Maps the absolute schemaLocations in a catalog.xml to local files and refuses every other remote URL."""
 
     def __init__(self, mapping: dict[str, Path]) -> None:

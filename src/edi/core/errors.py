@@ -31,7 +31,7 @@ class AppRecCode(StrEnum):
     X99 = "X99"  # Annen feil
 
 
-APPREC_CODE_TEXT: dict[AppRecCode, str] = {
+APPREC_CODE_TEXT: dict[str, str] = {  # keyed by AppRecCode, a str
     AppRecCode.E10: "Ugyldig meldingsidentifikator",
     AppRecCode.E21: "Mottaker finnes ikke",
     AppRecCode.E31: "Pasientens fødselsnummer er feil",

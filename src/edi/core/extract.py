@@ -1,22 +1,19 @@
-"""Finding and reading the routing header in a parsed document (pure functions over lxml elements)."""
+"""Finding and reading the routing header in a parsed document (pure functions over lxml elements).
+
+This runs for every message, so each element is visited once: a pass over its children dispatching on the tag,
+building plain data that pydantic validates in one call at the end. (lxml's `find` re-parses its path on every
+call, which cost more than parsing the message itself.)
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeAlias
 
 from lxml import etree
 
-from edi.core.header import (
-    CodedValue,
-    ConversationRef,
-    Ident,
-    LevelKind,
-    Party,
-    PartyLevel,
-    Patient,
-    RefDoc,
-    RoutingHeader,
-)
+from edi.core.header import LevelKind, RoutingHeader
 from edi.core.standards import (
     APPREC_10_NS,
     APPREC_11_NS,
@@ -26,179 +23,204 @@ from edi.core.standards import (
     standard_for,
 )
 
-Element = etree._Element
+Element: TypeAlias = etree._Element  # lxml is untyped here (see pyproject), so this is Any
+Data = dict[str, Any]
 
-_HEADER_TAGS = [f"{{{MSGHEAD_NS}}}MsgHead"] + [
-    f"{{{ns}}}{standard.root}"
-    for ns in sorted(STANDALONE_NAMESPACES)
-    if (standard := standard_for(ns)) is not None
+_M = "{" + MSGHEAD_NS + "}"
+MSGHEAD_TAG = _M + "MsgHead"
+_HEADER_TAGS = [MSGHEAD_TAG] + [
+    f"{{{ns}}}{standard.root}" for ns in sorted(STANDALONE_NAMESPACES) if (standard := standard_for(ns)) is not None
 ]
+_HEADER_SET = frozenset(_HEADER_TAGS)
 
 
 def namespace_of(element: Element) -> str:
-    return etree.QName(element).namespace or ""
+    tag = element.tag
+    return tag[1 : tag.index("}")] if isinstance(tag, str) and tag[0] == "{" else ""
+
+
+def local_name(element: Element) -> str:
+    tag = element.tag
+    return tag[tag.index("}") + 1 :] if isinstance(tag, str) and tag[0] == "{" else str(tag)
 
 
 def find_headers(root: Element) -> list[Element]:
     """Every outermost element that carries a routing header: the root itself, or those inside a wrapper
     (NAV's EI_fellesformat, a Conversation export), in document order."""
-    if _is_header(root):
+    if root.tag in _HEADER_SET:
         return [root]
-    found: list[Element] = []
-    for element in root.iter(*_HEADER_TAGS):
-        if not any(_is_header(ancestor) for ancestor in element.iterancestors()):
-            found.append(element)
-    return found
-
-
-def _is_header(element: Element) -> bool:
-    tag = element.tag
-    return isinstance(tag, str) and tag in _HEADER_SET
-
-
-_HEADER_SET = frozenset(_HEADER_TAGS)
-
-
-def content_parts(msghead: Element) -> list[Element]:
-    """The business documents and attachments inside MsgHead's Document/RefDoc/Content."""
     return [
-        child
-        for content in msghead.iterfind(_CONTENT_PATH)
-        for child in content
-        if isinstance(child.tag, str)
+        element for element in root.iter(*_HEADER_TAGS)
+        if not any(ancestor.tag in _HEADER_SET for ancestor in element.iterancestors())
     ]
 
 
-_CONTENT_PATH = f"{{{MSGHEAD_NS}}}Document/{{{MSGHEAD_NS}}}RefDoc/{{{MSGHEAD_NS}}}Content"
+def content_parts(msghead: Element) -> list[tuple[int, Element]]:
+    """The elements inside MsgHead's Document/RefDoc/Content, with their Document's position (1-based)."""
+    parts: list[tuple[int, Element]] = []
+    index = 0
+    for document in msghead:
+        if document.tag != _M + "Document":
+            continue
+        index += 1
+        for refdoc in document:
+            if refdoc.tag == _M + "RefDoc":
+                for content in refdoc:
+                    if content.tag == _M + "Content":
+                        parts.extend((index, child) for child in content if isinstance(child.tag, str))
+    return parts
 
 
 def read_header(element: Element) -> RoutingHeader:
     namespace = namespace_of(element)
-    if namespace == MSGHEAD_NS:
-        return _read_msghead(element)
-    return _read_standalone(element, namespace)
+    data = _read_msghead(element) if namespace == MSGHEAD_NS else _read_standalone(element, namespace)
+    return RoutingHeader.model_validate(data)
 
 
 # --- small readers -------------------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Child lookups within one namespace, so every path below reads like the standard's own names."""
-
-    __slots__ = ("ns",)
-
-    def __init__(self, namespace: str) -> None:
-        self.ns = "{" + namespace + "}"
-
-    def child(self, element: Element | None, name: str) -> Element | None:
-        return None if element is None else element.find(self.ns + name)
-
-    def children(self, element: Element | None, name: str) -> list[Element]:
-        return [] if element is None else element.findall(self.ns + name)
-
-    def text(self, element: Element | None, name: str) -> str | None:
-        found = self.child(element, name)
-        if found is None or found.text is None:
-            return None
-        return found.text.strip() or None
-
-    def attr(self, element: Element | None, name: str, attribute: str = "V") -> str | None:
-        found = self.child(element, name)
-        return None if found is None else _clean(found.get(attribute))
-
-    def coded(self, element: Element | None, name: str) -> CodedValue | None:
-        found = self.child(element, name)
-        if found is None:
-            return None
-        return CodedValue(code=_clean(found.get("V")), display_name=_clean(found.get("DN")), system=found.get("S"))
-
-    def text_or_value(self, element: Element | None, name: str) -> str | None:
-        """GenDate is element text in MsgHead and AppRec but a V attribute in the older KITH standards."""
-        return self.text(element, name) or self.attr(element, name)
-
-
-def _clean(value: str | None) -> str | None:
-    if value is None:
+def _text(element: Element) -> str | None:
+    text = element.text
+    if text is None:
         return None
-    return value.strip() or None
+    return text.strip() or None
+
+
+def _value(element: Element) -> str | None:
+    value = element.get("V")
+    return value.strip() or None if value is not None else None
+
+
+def _coded(element: Element) -> Data:
+    return {"code": _value(element), "display_name": element.get("DN"), "system": element.get("S")}
+
+
+def _person_name(given: str | None, family: str | None) -> str | None:
+    return " ".join(p for p in (given, family) if p) or None
 
 
 # --- MsgHead -------------------------------------------------------------------------------------------------
 
-_M = _Reader(MSGHEAD_NS)
+_MSGINFO, _DOCUMENT, _REFDOC, _CONTENT = (_M + n for n in ("MsgInfo", "Document", "RefDoc", "Content"))
+_ORGANISATION, _ORGANISATION_NAME, _PROFESSIONAL = (
+    _M + n for n in ("Organisation", "OrganisationName", "HealthcareProfessional"))
+_IDENT, _ID, _TYPE_ID, _FAMILY, _GIVEN = (_M + n for n in ("Ident", "Id", "TypeId", "FamilyName", "GivenName"))
+_TYPE, _ACK, _CONVERSATION, _SENDER, _RECEIVER, _PATIENT = (
+    _M + n for n in ("Type", "Ack", "ConversationRef", "Sender", "Receiver", "Patient"))
+_PARENT, _CONVERSATION_ID = _M + "RefToParent", _M + "RefToConversation"
+_MSGINFO_TEXT = {_M + "MIGversion": "mig_version", _M + "GenDate": "gen_date", _M + "MsgId": "msg_id"}
+_REFDOC_TEXT = {_M + "MimeType": "mime_type", _M + "Description": "description", _M + "FileReference": "file_reference"}
+_REFDOC_VALUE = {_M + "MsgType": "msg_type", _M + "IssueDate": "issue_date"}
 
 
-def _read_msghead(msghead: Element) -> RoutingHeader:
-    info = _M.child(msghead, "MsgInfo")
-    conversation = _M.child(info, "ConversationRef")
-    receiver = _M.child(info, "Receiver")
-    patient = _M.child(info, "Patient")
-    return RoutingHeader(
-        standard="MsgHead",
-        version="1.2",
-        namespace=MSGHEAD_NS,
-        message_type=_M.coded(info, "Type"),
-        mig_version=_M.text(info, "MIGversion"),
-        gen_date=_M.text(info, "GenDate"),
-        msg_id=_M.text(info, "MsgId"),
-        ack=_M.attr(info, "Ack"),
-        conversation_ref=None if conversation is None else ConversationRef(
-            ref_to_parent=_M.text(conversation, "RefToParent"),
-            ref_to_conversation=_M.text(conversation, "RefToConversation"),
-        ),
-        sender=_msghead_party(_M.child(_M.child(info, "Sender"), "Organisation")),
-        receiver=_msghead_party(_M.child(receiver, "Organisation")),
-        patient=None if patient is None else Patient(
-            name=" ".join(p for p in (_M.text(patient, "GivenName"), _M.text(patient, "FamilyName")) if p) or None,
-            idents=_msghead_idents(patient),
-        ),
-        documents=tuple(
-            _refdoc(index, refdoc)
-            for index, refdoc in enumerate(msghead.iterfind(f"{_M.ns}Document/{_M.ns}RefDoc"), start=1)
-        ),
-    )
+def _read_msghead(msghead: Element) -> Data:
+    data: Data = {"standard": "MsgHead", "version": "1.2", "namespace": MSGHEAD_NS}
+    documents: list[Data] = []
+    for child in msghead:
+        if child.tag == _MSGINFO:
+            _read_msginfo(child, data)
+        elif child.tag == _DOCUMENT:
+            documents.extend(_refdoc(refdoc, len(documents) + 1) for refdoc in child if refdoc.tag == _REFDOC)
+    data["documents"] = documents
+    return data
 
 
-def _msghead_idents(element: Element) -> tuple[Ident, ...]:
-    return tuple(
-        Ident(id=identifier, type=_M.attr(ident, "TypeId"))
-        for ident in _M.children(element, "Ident")
-        if (identifier := _M.text(ident, "Id"))
-    )
+def _read_msginfo(info: Element, data: Data) -> None:
+    for child in info:
+        tag = child.tag
+        key = _MSGINFO_TEXT.get(tag)
+        if key is not None:
+            data.setdefault(key, _text(child))
+        elif tag == _TYPE:
+            data.setdefault("message_type", _coded(child))
+        elif tag in (_SENDER, _RECEIVER):
+            organisation = next((c for c in child if c.tag == _ORGANISATION), None)
+            key = "sender" if tag == _SENDER else "receiver"
+            if organisation is not None and key not in data:
+                data[key] = {"levels": _msghead_levels(organisation)}
+        elif tag == _PATIENT:
+            given, family, idents = _msghead_person(child)
+            data.setdefault("patient", {"name": _person_name(given, family), "idents": idents})
+        elif tag == _ACK:
+            data.setdefault("ack", _value(child))
+        elif tag == _CONVERSATION:
+            reference: Data = {}
+            for ref in child:
+                if ref.tag == _PARENT:
+                    reference.setdefault("ref_to_parent", _text(ref))
+                elif ref.tag == _CONVERSATION_ID:
+                    reference.setdefault("ref_to_conversation", _text(ref))
+            data.setdefault("conversation_ref", reference)
 
 
-def _msghead_party(organisation: Element | None) -> Party | None:
-    if organisation is None:
-        return None
-    levels: list[PartyLevel] = []
+def _msghead_ident(ident: Element, idents: list[Data]) -> None:
+    identifier = kind = None
+    for child in ident:
+        if child.tag == _ID:
+            identifier = identifier or _text(child)
+        elif child.tag == _TYPE_ID:
+            kind = kind or _value(child)
+    if identifier:
+        idents.append({"id": identifier, "type": kind})
+
+
+def _msghead_person(element: Element) -> tuple[str | None, str | None, list[Data]]:
+    given = family = None
+    idents: list[Data] = []
+    for child in element:
+        tag = child.tag
+        if tag == _IDENT:
+            _msghead_ident(child, idents)
+        elif tag == _GIVEN:
+            given = given or _text(child)
+        elif tag == _FAMILY:
+            family = family or _text(child)
+    return given, family, idents
+
+
+def _msghead_levels(organisation: Element) -> list[Data]:
+    """Organisation, its sub-organisations and the professional at each level, outermost first."""
+    levels: list[Data] = []
     kind = LevelKind.ORGANISATION
     current: Element | None = organisation
     while current is not None:
-        levels.append(PartyLevel(kind=kind, name=_M.text(current, "OrganisationName"), idents=_msghead_idents(current)))
-        professional = _M.child(current, "HealthcareProfessional")
+        name = sub = professional = None
+        idents: list[Data] = []
+        for child in current:
+            tag = child.tag
+            if tag == _IDENT:
+                _msghead_ident(child, idents)
+            elif tag == _ORGANISATION_NAME:
+                name = name or _text(child)
+            elif tag == _ORGANISATION:
+                sub = child if sub is None else sub
+            elif tag == _PROFESSIONAL:
+                professional = child if professional is None else professional
+        levels.append({"kind": kind, "name": name, "idents": idents})
         if professional is not None:
-            name = " ".join(p for p in (_M.text(professional, "GivenName"), _M.text(professional, "FamilyName")) if p)
-            levels.append(PartyLevel(
-                kind=LevelKind.HEALTHCARE_PROFESSIONAL, name=name or None, idents=_msghead_idents(professional),
-            ))
-        current = _M.child(current, "Organisation")
-        kind = LevelKind.DEPARTMENT
-    return Party(levels=tuple(levels))
+            given, family, person_idents = _msghead_person(professional)
+            levels.append({"kind": LevelKind.HEALTHCARE_PROFESSIONAL, "name": _person_name(given, family),
+                           "idents": person_idents})
+        current, kind = sub, LevelKind.DEPARTMENT
+    return levels
 
 
-def _refdoc(index: int, refdoc: Element) -> RefDoc:
-    content = _M.child(refdoc, "Content")
-    inline = None if content is None else next((c for c in content if isinstance(c.tag, str)), None)
-    return RefDoc(
-        index=index,
-        msg_type=_M.attr(refdoc, "MsgType"),
-        mime_type=_M.text(refdoc, "MimeType"),
-        description=_M.text(refdoc, "Description"),
-        issue_date=_M.attr(refdoc, "IssueDate"),
-        content_namespace=None if inline is None else namespace_of(inline),
-        file_reference=_M.text(refdoc, "FileReference"),
-        size=None if inline is None else _base64_size(inline),
-    )
+def _refdoc(refdoc: Element, index: int) -> Data:
+    data: Data = {"index": index}
+    for child in refdoc:
+        tag = child.tag
+        key = _REFDOC_TEXT.get(tag)
+        if key is not None:
+            data.setdefault(key, _text(child))
+        elif (key := _REFDOC_VALUE.get(tag)) is not None:
+            data.setdefault(key, _value(child))
+        elif tag == _CONTENT and "content_namespace" not in data:
+            inline = next((c for c in child if isinstance(c.tag, str)), None)
+            if inline is not None:
+                data["content_namespace"] = namespace_of(inline)
+                data["size"] = _base64_size(inline)
+    return data
 
 
 def _base64_size(element: Element) -> int | None:
@@ -206,113 +228,141 @@ def _base64_size(element: Element) -> int | None:
     standard = standard_for(namespace_of(element))
     if standard is None or standard.role is not Role.ATTACHMENT:
         return None
-    text = "".join(element.itertext())
-    stripped = "".join(text.split())
+    stripped = "".join("".join(element.itertext()).split())
     return len(stripped) * 3 // 4 - stripped[-2:].count("=")
 
 
 # --- standalone KITH documents ---------------------------------------------------------------------------------
 
-# Which side of a service request or report is the sender: a report goes from the service provider to the
-# requester; a request (henvisning, rekvisisjon) goes from the requester to the service provider.
+
+@dataclass(frozen=True, slots=True)
+class _Kith:
+    """The tags of one KITH standalone namespace, computed once."""
+
+    HCP: str
+    Inst: str
+    HCProf: str
+    Name: str
+    Id: str
+    TypeId: str
+    Type: str
+    AdditionalId: str
+    Dept: str
+    HCPerson: str
+
+
+@cache
+def _kith(namespace: str) -> _Kith:
+    return _Kith(**{name: "{" + namespace + "}" + name for name in _Kith.__slots__})
+
+
+# A report (Svarrapport, Epikrise) goes from the service provider to the requester; a request (Henvisning 1.x,
+# Rekvisisjon) from the requester to the service provider. Copy receivers are CopyDest in both.
 _REPORT_BODIES = ("ServReport", "ServRprt")
 _REQUEST_BODIES = ("ServReq",)
+_HEADER_FIELDS = {"Type": "message_type", "MsgType": "message_type", "MIGversion": "mig_version",
+                  "GenDate": "gen_date", "MsgId": "msg_id", "Id": "msg_id", "Status": "apprec_status"}
 
 
-def _read_standalone(root: Element, namespace: str) -> RoutingHeader:
+def _read_standalone(root: Element, namespace: str) -> Data:
     standard = standard_for(namespace)
     assert standard is not None, namespace  # find_headers only yields known standalone roots
-    r = _Reader(namespace)
-    if namespace in (APPREC_10_NS, APPREC_11_NS):
-        original = r.child(root, "OriginalMsgId")
-        return RoutingHeader(
-            standard=standard.name, version=standard.version, namespace=namespace,
-            message_type=r.coded(root, "MsgType"),
-            mig_version=r.text(root, "MIGversion"),
-            gen_date=r.text_or_value(root, "GenDate"),
-            msg_id=r.text(root, "Id"),
-            sender=_kith_party(r, r.child(root, "Sender")),
-            receiver=_kith_party(r, r.child(root, "Receiver")),
-            apprec_status=r.coded(root, "Status"),
-            original_msg_id=r.text(original, "Id"),
-        )
-    body, is_report = _standalone_body(r, root)
-    provider = _kith_party(r, r.child(body, "ServProvider"))
-    requester = _kith_party(r, r.child(body, "Requester"))
-    patient = r.child(body, "Patient")
-    return RoutingHeader(
-        standard=standard.name, version=standard.version, namespace=namespace,
-        message_type=r.coded(root, "Type"),
-        mig_version=r.text(root, "MIGversion"),
-        gen_date=r.text_or_value(root, "GenDate"),
-        msg_id=r.text(root, "MsgId"),
-        sender=provider if is_report else requester,
-        receiver=requester if is_report else provider,
-        copy_receivers=tuple(
-            party for copy in r.children(body, "CopyDest") if (party := _kith_party(r, copy)) is not None
-        ),
-        patient=None if patient is None else Patient(
-            name=r.text(patient, "Name"),
-            idents=tuple(
-                Ident(id=off_id, type=r.attr(patient, "TypeOffId")) for off_id in [r.text(patient, "OffId")] if off_id
-            ),
-        ),
-        service_description=r.coded(body, "MsgDescr"),
-    )
+    is_apprec = namespace in (APPREC_10_NS, APPREC_11_NS)
+    data: Data = {"standard": standard.name, "version": standard.version, "namespace": namespace}
+    body: Data = {}
+    for child in root:
+        name = local_name(child)
+        key = _HEADER_FIELDS.get(name)
+        if key == "apprec_status" and not is_apprec:
+            continue
+        if key in ("message_type", "apprec_status"):
+            data.setdefault(key, _coded(child))
+        elif key == "gen_date":
+            data.setdefault(key, _text(child) or _value(child))  # text in AppRec, V attribute in older standards
+        elif key is not None:
+            data.setdefault(key, _text(child))
+        elif is_apprec and name in ("Sender", "Receiver"):
+            data.setdefault(name.lower(), _kith_party(child, namespace))
+        elif is_apprec and name == "OriginalMsgId":
+            data.setdefault("original_msg_id", next((_text(c) for c in child if local_name(c) == "Id"), None))
+        elif not body and (name in _REPORT_BODIES or name in _REQUEST_BODIES):
+            body = _standalone_body(child, namespace)
+            body["is_report"] = name in _REPORT_BODIES
+    if body:
+        provider, requester = body.get("ServProvider"), body.get("Requester")
+        data["sender"] = provider if body["is_report"] else requester
+        data["receiver"] = requester if body["is_report"] else provider
+        data["copy_receivers"] = [c for c in body["CopyDest"] if c is not None]
+        data["service_description"] = body.get("MsgDescr")
+        data["patient"] = body.get("Patient")
+    return data
 
 
-def _standalone_body(r: _Reader, root: Element) -> tuple[Element | None, bool]:
-    for name in _REPORT_BODIES:
-        found = r.child(root, name)
-        if found is not None:
-            return found, True
-    for name in _REQUEST_BODIES:
-        found = r.child(root, name)
-        if found is not None:
-            return found, False
-    return None, True
+def _standalone_body(body: Element, namespace: str) -> Data:
+    found: Data = {"CopyDest": []}
+    for child in body:
+        name = local_name(child)
+        if name == "CopyDest":
+            found["CopyDest"].append(_kith_party(child, namespace))
+        elif name in ("ServProvider", "Requester") and name not in found:
+            found[name] = _kith_party(child, namespace)
+        elif name == "MsgDescr" and name not in found:
+            found[name] = _coded(child)
+        elif name == "Patient" and name not in found:
+            patient: Data = {}
+            for part in child:
+                part_name = local_name(part)
+                if part_name in ("Name", "OffId") and part_name not in patient:
+                    patient[part_name] = _text(part)
+                elif part_name == "TypeOffId" and part_name not in patient:
+                    patient[part_name] = _value(part)
+            off_id = patient.get("OffId")
+            found[name] = {"name": patient.get("Name"),
+                           "idents": [{"id": off_id, "type": patient.get("TypeOffId")}] if off_id else []}
+    return found
 
 
-def _kith_party(r: _Reader, holder: Element | None) -> Party | None:
+def _kith_party(holder: Element, namespace: str) -> Data | None:
     """A KITH party: HCP holding an institution (with departments and persons) or a lone professional."""
-    hcp = r.child(holder, "HCP")
+    tags = _kith(namespace)
+    hcp = next(holder.iterchildren(tags.HCP), None)
     if hcp is None:
         return None
-    levels: list[PartyLevel] = []
-    institution = r.child(hcp, "Inst")
-    if institution is not None:
-        levels.append(_kith_level(r, institution, LevelKind.ORGANISATION))
-        levels.extend(_kith_level(r, dept, LevelKind.DEPARTMENT) for dept in r.children(institution, "Dept"))
-        levels.extend(
-            _kith_level(r, person, LevelKind.HEALTHCARE_PROFESSIONAL) for person in r.children(institution, "HCPerson")
-        )
-    professional = r.child(hcp, "HCProf")
-    if professional is not None:
-        levels.append(_kith_level(r, professional, LevelKind.HEALTHCARE_PROFESSIONAL))
-    return Party(levels=tuple(levels)) if levels else None
+    levels: list[Data] = []
+    for child in hcp:
+        if child.tag == tags.Inst:
+            levels.extend(_kith_levels(child, tags, LevelKind.ORGANISATION))
+        elif child.tag == tags.HCProf:
+            levels.extend(_kith_levels(child, tags, LevelKind.HEALTHCARE_PROFESSIONAL))
+    return {"levels": levels} if levels else None
 
 
-def _kith_level(r: _Reader, element: Element, kind: LevelKind) -> PartyLevel:
-    idents: list[Ident] = []
-    primary = r.text(element, "Id")
-    if primary:
-        idents.append(Ident(id=primary, type=r.attr(element, "TypeId")))
-    idents.extend(
-        Ident(id=identifier, type=r.attr(extra, "Type"))
-        for extra in r.children(element, "AdditionalId")
-        if (identifier := r.text(extra, "Id"))
-    )
-    return PartyLevel(kind=kind, name=r.text(element, "Name"), idents=tuple(idents))
-
-
-def iter_base64_containers(msghead: Element) -> Iterator[tuple[int, Element]]:
-    """Inline Base64Container attachments with their Document index (1-based), for the base64 rule."""
-    for index, refdoc in enumerate(msghead.iterfind(f"{_M.ns}Document/{_M.ns}RefDoc"), start=1):
-        content = _M.child(refdoc, "Content")
-        if content is None:
-            continue
-        for child in content:
-            if isinstance(child.tag, str):
-                standard = standard_for(namespace_of(child))
-                if standard is not None and standard.role is Role.ATTACHMENT:
-                    yield index, child
+def _kith_levels(element: Element, tags: _Kith, kind: LevelKind) -> list[Data]:
+    """The element as one level, followed by its departments and then its persons."""
+    name = identifier = id_type = None
+    additional: list[Data] = []
+    departments: list[Data] = []
+    persons: list[Data] = []
+    for child in element:
+        tag = child.tag
+        if tag == tags.Name:
+            name = name or _text(child)
+        elif tag == tags.Id:
+            identifier = identifier or _text(child)
+        elif tag == tags.TypeId:
+            id_type = id_type or _value(child)
+        elif tag == tags.AdditionalId:
+            extra_id = extra_type = None
+            for part in child:
+                if part.tag == tags.Id:
+                    extra_id = extra_id or _text(part)
+                elif part.tag == tags.Type:
+                    extra_type = extra_type or _value(part)
+            if extra_id:
+                additional.append({"id": extra_id, "type": extra_type})
+        elif tag == tags.Dept:
+            departments.extend(_kith_levels(child, tags, LevelKind.DEPARTMENT))
+        elif tag == tags.HCPerson:
+            persons.extend(_kith_levels(child, tags, LevelKind.HEALTHCARE_PROFESSIONAL))
+    idents = ([{"id": identifier, "type": id_type}] if identifier else []) + additional
+    return [{"kind": kind, "name": name, "idents": idents}, *departments, *persons]

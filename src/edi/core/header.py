@@ -8,6 +8,7 @@ a log line by accident.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,7 +47,7 @@ class PartyLevel(BaseModel):
     name: str | None = None
     idents: tuple[Ident, ...] = ()
 
-    @property
+    @cached_property
     def her_id(self) -> str | None:
         return next((i.id for i in self.idents if i.type == HER), None)
 
@@ -58,7 +59,7 @@ class Party(BaseModel):
 
     levels: tuple[PartyLevel, ...]
 
-    @property
+    @cached_property
     def her_id(self) -> str | None:
         """The HER-id the message is addressed to: the deepest level that has one."""
         return next((level.her_id for level in reversed(self.levels) if level.her_id), None)
@@ -130,7 +131,7 @@ class RoutingHeader(BaseModel):
     def sender_her_id(self) -> str | None:
         return self.sender.her_id if self.sender else None
 
-    @property
+    @cached_property
     def receiver_her_ids(self) -> list[str]:
         """The receiver and every copy receiver that has a HER-id, in order, without repeats."""
         parties = ([self.receiver] if self.receiver else []) + list(self.copy_receivers)

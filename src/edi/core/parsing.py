@@ -46,40 +46,45 @@ def parse_xml(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Elem
     """
     if len(data) > max_bytes:
         raise DocumentRefused(problem(Code.TOO_LARGE, size=len(data), limit=max_bytes))
-    if not data.strip():
+    if not data or data.isspace():
         raise DocumentRefused(problem(Code.EMPTY_DOCUMENT))
-    _check_prolog(data[:_PROLOG_BYTES])
+    may_have_doctype = _check_prolog(data)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         raise DocumentRefused(_syntax_problem(exc)) from None
-    _refuse_dtd(root)
+    if may_have_doctype or len(data) > _PROLOG_BYTES:
+        _refuse_dtd(root)  # belt and braces where the prolog scan could not see the whole prolog
     return root
 
 
-def _check_prolog(head: bytes) -> None:
-    """Refuse entity declarations, external DTDs and a declaration that contradicts the bytes, before parsing."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) > 1 and b"\x00" in head[:2]):
-        head = head.decode("utf-16", errors="replace").encode("ascii", errors="replace")
+def _check_prolog(data: bytes) -> bool:
+    """Refuse entity declarations, external DTDs and a declaration that contradicts the bytes, before parsing.
+    Returns whether the document has a DOCTYPE at all. Looks only at the first bytes, without copying them."""
+    head = data
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:2]:
+        head = data[:_PROLOG_BYTES].decode("utf-16", errors="replace").encode("ascii", errors="replace")
     else:
-        declared = _DECLARED_ENCODING.match(head)
+        declared = _DECLARED_ENCODING.match(data, 0, 512)
         if declared and declared.group(1).upper().replace(b"-", b"").startswith((b"UTF16", b"UCS2", b"UTF32", b"UCS4")):
             name = declared.group(1).decode("ascii")
             raise DocumentRefused(
                 problem(Code.BAD_ENCODING, line=1, detail=f"it declares {name} but is written in a single-byte "
                         "or UTF-8 encoding")
             )
-    start = head.find(b"<!DOCTYPE")
+    start = head.find(b"<!DOCTYPE", 0, _PROLOG_BYTES)
     if start < 0:
-        return
-    end = head.find(b"]>", start) if b"[" in head[start : head.find(b">", start)] else head.find(b">", start)
-    doctype = head[start : end if end > 0 else len(head)]
+        return False
+    close = head.find(b">", start, _PROLOG_BYTES)
+    end = head.find(b"]>", start, _PROLOG_BYTES) if head.find(b"[", start, close) >= 0 else close
+    doctype = head[start : end if end > 0 else _PROLOG_BYTES]
     if b"<!ENTITY" in doctype:
         raise DocumentRefused(problem(Code.DTD_FORBIDDEN, what="declares entities", what_nb="deklarerer entiteter"))
     if _EXTERNAL_ID.search(doctype.split(b"[", 1)[0]):
         raise DocumentRefused(
             problem(Code.DTD_FORBIDDEN, what="refers to an external DTD", what_nb="viser til en ekstern DTD")
         )
+    return True
 
 
 def _syntax_problem(exc: etree.XMLSyntaxError) -> Problem:

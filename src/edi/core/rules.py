@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -20,11 +20,11 @@ from lxml import etree
 
 from edi.core.codelists import message_functions
 from edi.core.errors import Code
-from edi.core.extract import iter_base64_containers
+from edi.core.extract import namespace_of
 from edi.core.header import Party, RoutingHeader
 from edi.core.national_id import is_valid_national_id
 from edi.core.problems import Problem, problem
-from edi.core.standards import MSGHEAD_NS, standard_for
+from edi.core.standards import MSGHEAD_NS, Role, standard_for
 
 NORWAY = ZoneInfo("Europe/Oslo")
 MAX_MSGID_LENGTH = 100
@@ -36,17 +36,19 @@ class RuleContext:
     clock_skew: timedelta = timedelta(minutes=5)
 
 
-Rule = Callable[[RoutingHeader, etree._Element, RuleContext], Iterable[Problem]]
+# The elements inside MsgHead's RefDoc/Content with their Document's position; empty for standalone documents.
+ContentParts = Sequence[tuple[int, etree._Element]]
+Rule = Callable[[RoutingHeader, ContentParts, RuleContext], Iterable[Problem]]
 
 
-def msg_id_present_and_short(header: RoutingHeader, _: etree._Element, __: RuleContext) -> Iterable[Problem]:
+def msg_id_present_and_short(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
     if not header.msg_id:
         yield problem(Code.MSGID_MISSING, path=_path(header, "MsgId"))
     elif len(header.msg_id) > MAX_MSGID_LENGTH:
         yield problem(Code.MSGID_TOO_LONG, length=len(header.msg_id), path=_path(header, "MsgId"))
 
 
-def gen_date_not_in_future(header: RoutingHeader, _: etree._Element, context: RuleContext) -> Iterable[Problem]:
+def gen_date_not_in_future(header: RoutingHeader, _: ContentParts, context: RuleContext) -> Iterable[Problem]:
     if not header.gen_date:
         return
     generated = parse_kith_datetime(header.gen_date)
@@ -59,7 +61,7 @@ def gen_date_not_in_future(header: RoutingHeader, _: etree._Element, context: Ru
         )
 
 
-def her_ids_present_and_numeric(header: RoutingHeader, _: etree._Element, __: RuleContext) -> Iterable[Problem]:
+def her_ids_present_and_numeric(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
     if header.sender is None or header.sender.her_id is None:
         yield problem(Code.SENDER_HERID_MISSING)
     if header.receiver is None or header.receiver.her_id is None:
@@ -74,7 +76,7 @@ def her_ids_present_and_numeric(header: RoutingHeader, _: etree._Element, __: Ru
             yield problem(Code.HERID_NOT_NUMERIC, role=role, role_nb=role_nb, her_id=her_id)
 
 
-def message_type_known(header: RoutingHeader, _: etree._Element, __: RuleContext) -> Iterable[Problem]:
+def message_type_known(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
     if header.namespace != MSGHEAD_NS:
         return  # standalone documents use their own type code lists, which their schemas enforce
     code = header.message_type.code if header.message_type else None
@@ -85,7 +87,7 @@ def message_type_known(header: RoutingHeader, _: etree._Element, __: RuleContext
 _MIG = re.compile(r"v?(?P<version>\d+\.\d+)?\s*(?P<date>\d{4}-\d{2}-\d{2})?", re.IGNORECASE)
 
 
-def mig_version_matches_namespace(header: RoutingHeader, _: etree._Element, __: RuleContext) -> Iterable[Problem]:
+def mig_version_matches_namespace(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
     standard = standard_for(header.namespace)
     if not header.mig_version or standard is None:
         return
@@ -106,10 +108,11 @@ def mig_version_matches_namespace(header: RoutingHeader, _: etree._Element, __: 
         )
 
 
-def attachments_decode(header: RoutingHeader, element: etree._Element, _: RuleContext) -> Iterable[Problem]:
-    if header.namespace != MSGHEAD_NS:
-        return
-    for index, container in iter_base64_containers(element):
+def attachments_decode(header: RoutingHeader, parts: ContentParts, _: RuleContext) -> Iterable[Problem]:
+    for index, container in parts:
+        standard = standard_for(namespace_of(container))
+        if standard is None or standard.role is not Role.ATTACHMENT:
+            continue
         text = "".join("".join(container.itertext()).split())
         try:
             binascii.a2b_base64(text, strict_mode=True)
@@ -120,7 +123,7 @@ def attachments_decode(header: RoutingHeader, element: etree._Element, _: RuleCo
 _NATIONAL_ID_TYPES = {"FNR": ("national identity number", "fødselsnummer"), "DNR": ("D-number", "D-nummer")}
 
 
-def national_ids_valid(header: RoutingHeader, _: etree._Element, __: RuleContext) -> Iterable[Problem]:
+def national_ids_valid(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
     if header.patient is None:
         return
     for ident in header.patient.idents:
@@ -140,15 +143,16 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-def run_rules(header: RoutingHeader, element: etree._Element, context: RuleContext) -> list[Problem]:
-    return [found for rule in RULES for found in rule(header, element, context)]
+def run_rules(header: RoutingHeader, parts: ContentParts, context: RuleContext) -> list[Problem]:
+    return [found for rule in RULES for found in rule(header, parts, context)]
 
 
 def parse_kith_datetime(value: str) -> datetime | None:
     """An xs:dateTime or xs:date; without a zone it is Norwegian local time, as the standards intend."""
     text = value.strip()
     try:
-        parsed = datetime.fromisoformat(text) if "T" in text else datetime.combine(date.fromisoformat(text), datetime.min.time())
+        parsed = (datetime.fromisoformat(text) if "T" in text
+                  else datetime.combine(date.fromisoformat(text), datetime.min.time()))
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=NORWAY)

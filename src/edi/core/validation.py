@@ -17,12 +17,12 @@ from pydantic import BaseModel, ConfigDict
 
 from edi.core.catalog import SchemaCatalog
 from edi.core.errors import AppRecCode, Code, Severity
-from edi.core.extract import content_parts, find_headers, namespace_of, read_header
+from edi.core.extract import MSGHEAD_TAG, content_parts, find_headers, local_name, namespace_of, read_header
 from edi.core.header import RoutingHeader
 from edi.core.parsing import DEFAULT_MAX_BYTES, parse_xml
 from edi.core.problems import DocumentRefused, Problem, problem
 from edi.core.rules import RuleContext, run_rules
-from edi.core.standards import MSGHEAD_NS, Role, standard_for
+from edi.core.standards import Role, Standard, standard_for
 
 MAX_SCHEMA_ERRORS_PER_PART = 20
 
@@ -88,68 +88,71 @@ class Validator:
         problems: list[Problem] = []
         parts: list[PartReport] = []
         headers = find_headers(root)
-        for element in headers or [root]:
-            self._validate_unit(element, parts, problems)
+        contents = [self._validate_unit(element, parts, problems) for element in headers or [root]]
         header: RoutingHeader | None = None
         if headers:
-            header = read_header(headers[0])
             context = RuleContext(now=now or datetime.now(UTC), clock_skew=self.options.clock_skew)
-            for element in headers:
-                unit_header = header if element is headers[0] else read_header(element)
-                problems.extend(run_rules(unit_header, element, context))
+            for element, content in zip(headers, contents, strict=True):
+                unit_header = read_header(element)
+                header = header or unit_header
+                problems.extend(run_rules(unit_header, content, context))
             if len(headers) > 1:
                 problems.append(problem(Code.SEVERAL_MESSAGES, count=len(headers)))
         else:
-            problems.append(problem(Code.NO_ROUTING_HEADER, root=etree.QName(root).localname, line=root.sourceline))
+            problems.append(problem(Code.NO_ROUTING_HEADER, root=local_name(root), line=root.sourceline))
         if self.options.error_codes:
             problems = [
                 p.model_copy(update={"severity": Severity.ERROR}) if p.code in self.options.error_codes else p
                 for p in problems
             ]
-        return ValidationReport(
+        return ValidationReport.model_construct(  # every field is built above from typed values
             valid=_verdict(parts, problems), size=len(data), header=header, parts=tuple(parts),
             problems=tuple(problems),
         )
 
-    def _validate_unit(self, element: etree._Element, parts: list[PartReport], problems: list[Problem]) -> None:
-        if namespace_of(element) != MSGHEAD_NS:
+    def _validate_unit(
+        self, element: etree._Element, parts: list[PartReport], problems: list[Problem]
+    ) -> list[tuple[int, etree._Element]]:
+        """Validate one message (an envelope and what it carries, or a standalone document); returns the
+        elements found inside the envelope's Content, for the rules."""
+        if element.tag != MSGHEAD_TAG:
             self._validate_part(element, PartKind.DOCUMENT, 0, parts, problems)
-            return
+            return []
         inner = content_parts(element)
         # MsgHead's Content is a strict wildcard: the envelope is validated on its own, with the documents inside
         # Content lifted out for the moment, and each document then against the schema for its own namespace.
-        holders = [(child.getparent(), child) for child in inner]
+        holders = [(child.getparent(), child) for _, child in inner]
         for holder, child in holders:
-            holder.remove(child)  # type: ignore[union-attr]
+            holder.remove(child)
         try:
             self._validate_part(element, PartKind.ENVELOPE, 0, parts, problems)
         finally:
             for holder, child in holders:
-                holder.append(child)  # type: ignore[union-attr]
-        for index, child in enumerate(inner, start=1):
+                holder.append(child)
+        for index, child in inner:
             standard = standard_for(namespace_of(child))
             kind = PartKind.ATTACHMENT if standard and standard.role is Role.ATTACHMENT else PartKind.DOCUMENT
             self._validate_part(child, kind, index, parts, problems)
+        return inner
 
     def _validate_part(
         self, element: etree._Element, kind: PartKind, index: int, parts: list[PartReport], problems: list[Problem]
     ) -> None:
         namespace = namespace_of(element)
         standard = standard_for(namespace)
-        label, label_nb = _part_label(kind, index, standard.name if standard else None,
-                                      standard.version if standard else None, element)
-        report = dict(kind=kind, namespace=namespace, standard=standard.name if standard else None,
-                      version=standard.version if standard else None, line=element.sourceline)
         schema = self.catalog.schema_for(namespace)
+        valid = None if schema is None else bool(schema.validate(element))
+        parts.append(PartReport.model_construct(  # trusted values: skip re-validation on the hot path
+            kind=kind, namespace=namespace, standard=standard.name if standard else None,
+            version=standard.version if standard else None, valid=valid, line=element.sourceline,
+        ))
+        if valid:
+            return
+        label, label_nb = _part_label(kind, index, standard, element)
         if schema is None:
-            parts.append(PartReport(valid=None, **report))  # type: ignore[arg-type]
             problems.append(problem(Code.SCHEMA_NOT_INSTALLED, namespace=namespace or "(none)", part=label,
                                     part_nb=label_nb, line=element.sourceline))
             return
-        if schema.validate(element):
-            parts.append(PartReport(valid=True, **report))  # type: ignore[arg-type]
-            return
-        parts.append(PartReport(valid=False, **report))  # type: ignore[arg-type]
         with self.catalog.error_lock:  # see SchemaCatalog.error_lock
             schema.validate(element)
             entries = list(schema.error_log)[:MAX_SCHEMA_ERRORS_PER_PART]
@@ -170,9 +173,8 @@ def _verdict(parts: list[PartReport], problems: list[Problem]) -> bool | None:
     return True
 
 
-def _part_label(kind: PartKind, index: int, standard: str | None, version: str | None,
-                element: etree._Element) -> tuple[str, str]:
-    name = f"{standard} {version}" if standard else etree.QName(element).localname
+def _part_label(kind: PartKind, index: int, standard: Standard | None, element: etree._Element) -> tuple[str, str]:
+    name = f"{standard.name} {standard.version}" if standard else local_name(element)
     if kind is PartKind.ENVELOPE:
         return "The MsgHead envelope", "MsgHead-konvolutten"
     if index == 0:
@@ -197,7 +199,7 @@ def _locate(element: etree._Element, line: int, message: str) -> str | None:
     named = _NAMED.search(message)
     name = named.group(1) if named else None
     candidates = [e for e in element.iter() if isinstance(e.tag, str) and e.sourceline == line]
-    exact = [e for e in candidates if etree.QName(e).localname == name]
+    exact = [e for e in candidates if local_name(e) == name]
     found = (exact or candidates or [None])[0]
     return None if found is None else element_path(found)
 
@@ -207,7 +209,7 @@ def element_path(element: etree._Element) -> str:
     steps: list[str] = []
     current: etree._Element | None = element
     while current is not None:
-        name = etree.QName(current).localname
+        name = local_name(current)
         parent = current.getparent()
         if parent is not None:
             same = [s for s in parent.iterchildren(current.tag)]

@@ -1,0 +1,120 @@
+"""Validation throughput: the project's full path against a bare lxml parse-and-validate loop, same bytes, same run.
+
+The inputs are real shared samples, padded in a free-text element to exactly 8 KB (a dialogmelding in MsgHead)
+and 20 KB (a standalone Svarrapport 1.3). The bare loop does the least lxml work that yields the same verdict:
+parse, validate the envelope, validate the business document. The project's path also finds and reads the
+routing header, applies the business rules and builds the report. Run: `uv run python bench/validate.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lxml import etree
+
+from edi.core.catalog import SchemaCatalog
+from edi.core.extract import MSGHEAD_TAG, content_parts, namespace_of
+from edi.core.validation import Validator
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+DIALOG = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
+          / "dialog-notat-webmed-test.xml")
+SVAR = SHARED / "samples/svarrapport/sarepta-test/svarrapport/Testcase-patologisvar-2011-12-05/Case-2.xml"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def padded(path: Path, closing_tag: bytes, size: int) -> bytes:
+    """The sample with filler text before the first `closing_tag`, to exactly `size` bytes."""
+    data = path.read_bytes()
+    at = data.index(closing_tag)
+    filler = b" Lorem ipsum dolor sit amet." * (size // 28 + 1)
+    result = data[:at] + filler[: size - len(data)] + data[at:]
+    assert len(result) == size, (len(result), size)
+    return result
+
+
+def bare_loop(catalog: SchemaCatalog, data: bytes) -> Callable[[], bool]:
+    """Parse and validate with lxml directly, the way VALIDATION.md computes the published verdict: the envelope
+    against the published MsgHead schema with Content's children lifted out, then each business document."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    root = etree.fromstring(data, parser)
+    schemas = {namespace_of(e): catalog.schema_for(namespace_of(e)) for e in [root, *_inner(root)]}
+
+    def once() -> bool:
+        parsed = etree.fromstring(data, parser)
+        inner = _inner(parsed)
+        holders = [(e.getparent(), e) for e in inner]
+        for holder, element in holders:
+            holder.remove(element)  # type: ignore[union-attr]
+        valid = bool(schemas[namespace_of(parsed)].validate(parsed))  # type: ignore[union-attr]
+        for holder, element in holders:
+            holder.append(element)  # type: ignore[union-attr]
+        return valid and all(schemas[namespace_of(e)].validate(e) for e in inner)  # type: ignore[union-attr]
+
+    assert once(), "the bare loop must reach the same verdict (valid) as the project"
+    return once
+
+
+def _inner(root: etree._Element) -> list[etree._Element]:
+    return [element for _, element in content_parts(root)] if root.tag == MSGHEAD_TAG else []
+
+
+def rate(fn: Callable[[], object]) -> float:
+    count, deadline = 0, time.perf_counter() + SECONDS
+    start = time.perf_counter()
+    while time.perf_counter() < deadline:
+        for _ in range(50):
+            fn()
+        count += 50
+    return count / (time.perf_counter() - start)
+
+
+def threaded_rate(validator: Validator, data: bytes, workers: int) -> float:
+    batch = [data] * 2000
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(validator.validate, batch[:200]))  # warm every thread's parser
+        best = 0.0
+        for _ in range(ROUNDS):
+            start = time.perf_counter()
+            list(pool.map(validator.validate, batch, chunksize=50))
+            best = max(best, len(batch) / (time.perf_counter() - start))
+    return best
+
+
+def main() -> None:
+    if not SHARED.is_dir():
+        sys.exit(f"needs the shared samples and schemas at {SHARED}")
+    catalog = SchemaCatalog([SHARED / "standards"])
+    validator = Validator(catalog)
+    inputs = {"8k": padded(DIALOG, b"</TekstNotatInnhold>", 8192), "20k": padded(SVAR, b"</TextResultValue>", 20480)}
+    figures: dict[str, float] = {}
+    for name, data in inputs.items():
+        report = validator.validate(data)
+        assert report.valid is True, [p.message for p in report.errors]
+        ours_rates: list[float] = []
+        bare_rates: list[float] = []
+        for _ in range(ROUNDS):  # interleaved, so both see the same machine noise
+            bare_rates.append(rate(bare_loop(catalog, data)))
+            ours_rates.append(rate(lambda data=data: validator.validate(data)))
+        figures[f"validate_{name}_per_s"] = round(max(ours_rates))
+        figures[f"bare_{name}_per_s"] = round(max(bare_rates))
+        figures[f"ratio_{name}"] = round(max(ours_rates) / max(bare_rates), 3)
+        print(f"{name:>4}: project {max(ours_rates):8.0f}/s (median {statistics.median(ours_rates):.0f})   "
+              f"bare lxml {max(bare_rates):8.0f}/s (median {statistics.median(bare_rates):.0f})   "
+              f"ratio {figures[f'ratio_{name}']:.2f}")
+    workers = os.cpu_count() or 2
+    figures["threads_8k_per_s"] = round(threaded_rate(validator, inputs["8k"], workers))
+    print(f"  8k: project with a pool of {workers} threads {figures['threads_8k_per_s']}/s")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
