@@ -17,7 +17,7 @@ from edi.core.problems import DocumentRefused, Problem, problem
 DEFAULT_MAX_BYTES = 35 * 1024 * 1024  # the EDI 2.0 API's limit for one business document
 
 _PROLOG_BYTES = 64 * 1024
-_DECLARED_ENCODING = re.compile(rb"""\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_WIDE = (b"UTF16", b"UCS2", b"UTF32", b"UCS4")
 _EXTERNAL_ID = re.compile(rb"\s(SYSTEM|PUBLIC)[\s\"']")
 
 _local = threading.local()
@@ -64,14 +64,11 @@ def _check_prolog(data: bytes) -> bool:
     head = data
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:2]:
         head = data[:_PROLOG_BYTES].decode("utf-16", errors="replace").encode("ascii", errors="replace")
-    else:
-        declared = _DECLARED_ENCODING.match(data, 0, 512)
-        if declared and declared.group(1).upper().replace(b"-", b"").startswith((b"UTF16", b"UCS2", b"UTF32", b"UCS4")):
-            name = declared.group(1).decode("ascii")
-            raise DocumentRefused(
-                problem(Code.BAD_ENCODING, line=1, detail=f"it declares {name} but is written in a single-byte "
-                        "or UTF-8 encoding")
-            )
+    elif (declared := _declared_encoding(data)) and declared.upper().replace(b"-", b"").startswith(_WIDE):
+        raise DocumentRefused(
+            problem(Code.BAD_ENCODING, line=1, detail=f"it declares {declared.decode(errors='replace')} but is written in a single-byte "
+                    "or UTF-8 encoding")
+        )
     start = head.find(b"<!DOCTYPE", 0, _PROLOG_BYTES)
     if start < 0:
         return False
@@ -85,6 +82,19 @@ def _check_prolog(data: bytes) -> bool:
             problem(Code.DTD_FORBIDDEN, what="refers to an external DTD", what_nb="viser til en ekstern DTD")
         )
     return True
+
+
+def _declared_encoding(data: bytes) -> bytes | None:
+    """The encoding named in an ASCII-compatible XML declaration, if any."""
+    if not data[:5] == b"<?xml":  # a declaration, when present, opens the document
+        return None
+    end = data.find(b"?>", 0, 512)
+    at = data.find(b"encoding", 0, end)
+    if at < 0:
+        return None
+    rest = data[at + 8 : end].lstrip().lstrip(b"=").lstrip()
+    quote = rest[:1]
+    return rest[1 : rest.find(quote, 1)] if quote in (b'"', b"'") else None
 
 
 def _syntax_problem(exc: etree.XMLSyntaxError) -> Problem:

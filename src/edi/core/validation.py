@@ -105,7 +105,7 @@ class Validator:
                 p.model_copy(update={"severity": Severity.ERROR}) if p.code in self.options.error_codes else p
                 for p in problems
             ]
-        return ValidationReport.model_construct(  # every field is built above from typed values
+        return ValidationReport(
             valid=_verdict(parts, problems), size=len(data), header=header, parts=tuple(parts),
             problems=tuple(problems),
         )
@@ -142,7 +142,7 @@ class Validator:
         standard = standard_for(namespace)
         schema = self.catalog.schema_for(namespace)
         valid = None if schema is None else bool(schema.validate(element))
-        parts.append(PartReport.model_construct(  # trusted values: skip re-validation on the hot path
+        parts.append(PartReport(
             kind=kind, namespace=namespace, standard=standard.name if standard else None,
             version=standard.version if standard else None, valid=valid, line=element.sourceline,
         ))
