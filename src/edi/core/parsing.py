@@ -65,10 +65,9 @@ def _check_prolog(data: bytes) -> bool:
     if data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in data[:2]:
         head = data[:_PROLOG_BYTES].decode("utf-16", errors="replace").encode("ascii", errors="replace")
     elif (declared := _declared_encoding(data)) and declared.upper().replace(b"-", b"").startswith(_WIDE):
-        raise DocumentRefused(
-            problem(Code.BAD_ENCODING, line=1, detail=f"it declares {declared.decode(errors='replace')} but is written in a single-byte "
-                    "or UTF-8 encoding")
-        )
+        name = declared.decode(errors="replace")
+        detail = f"it declares {name} but is written in a single-byte or UTF-8 encoding"
+        raise DocumentRefused(problem(Code.BAD_ENCODING, line=1, detail=detail))
     start = head.find(b"<!DOCTYPE", 0, _PROLOG_BYTES)
     if start < 0:
         return False
@@ -86,7 +85,7 @@ def _check_prolog(data: bytes) -> bool:
 
 def _declared_encoding(data: bytes) -> bytes | None:
     """The encoding named in an ASCII-compatible XML declaration, if any."""
-    if not data[:5] == b"<?xml":  # a declaration, when present, opens the document
+    if data[:5] != b"<?xml":  # a declaration, when present, opens the document
         return None
     end = data.find(b"?>", 0, 512)
     at = data.find(b"encoding", 0, end)
