@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 # Naive times typed by an operator are Norwegian wall-clock time.
@@ -66,7 +66,7 @@ class OverrideEffect(StrEnum):
     DENY = "deny"
 
 
-def parse_her_id(value: str | int) -> int:
+def parse_her_id(value: object) -> int:
     text = str(value).strip()
     if not _HER_ID.fullmatch(text) or int(text) > MAX_HER_ID:
         raise InvalidHerIdError(f"malformed HER-id {str(value)!r}: a HER-id is a positive whole number (e.g. 8138082)")
@@ -93,7 +93,12 @@ def _utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else as_utc(moment)
 
 
-HerId = Annotated[int, AfterValidator(parse_her_id)]
+def _local(moment: datetime) -> str:
+    local = moment.astimezone(LOCAL_ZONE)
+    return local.strftime("%Y-%m-%d" if (local.hour, local.minute) == (0, 0) else "%Y-%m-%d %H:%M")
+
+
+HerId = Annotated[int, BeforeValidator(parse_her_id)]
 Moment = Annotated[datetime, AfterValidator(as_utc)]
 OptionalMoment = Annotated[datetime | None, AfterValidator(_utc)]
 
@@ -115,9 +120,10 @@ class _Entity(BaseModel):
 
     @property
     def period(self) -> str:
-        start = self.valid_from.date().isoformat() if self.valid_from else "always"
-        end = self.valid_to.date().isoformat() if self.valid_to else "open-ended"
-        return f"{start} to {end}"
+        """The validity in words, in Norwegian local time: "from 2026-05-01 until 2027-01-01"."""
+        parts = [f"{word} {_local(moment)}" for word, moment in (("from", self.valid_from), ("until", self.valid_to))
+                 if moment is not None]
+        return " ".join(parts) or "at any time"
 
     def same_content(self, other: _Entity | None) -> bool:
         """Equal apart from who changed it and when: a write that would change nothing else is not made."""

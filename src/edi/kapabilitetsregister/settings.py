@@ -14,7 +14,6 @@ class RegistrySettings(BaseSettings):
     data_dir: Path = Path(".edi-data")
     registry_database_url: str | None = None  # default: SQLite at <data dir>/registry.db
     registry_operator_token: SecretStr | None = None  # required by the API's writes; None: writes are refused
-    registry_url: str | None = None  # the CLI talks to this remote registry instead of the local store
     registry_check_sender_produce: bool = False  # also require the sender's Produce capability
 
     @property

@@ -96,7 +96,8 @@ class Catalogue:
         if found is not None:
             return found
         close = difflib.get_close_matches(cleaned.casefold(), list(self._by_name), n=3, cutoff=0.6)
-        hint = f"; did you mean {', '.join(self._by_name[c].capability_name for c in close)}?" if close else ""
+        suggestions = dict.fromkeys(self._by_name[c].capability_name for c in close)
+        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
         raise UnknownSpecificationError(
             f"unknown message specification {text!r}: give an id 1-{max(self._by_id)}, a capability name such "
             f"as DialogmeldingHelsefagligDialog1.1, or a display name (`kapreg specs list`){hint}"

@@ -124,6 +124,9 @@ class RegistryStore:
 
     # --- reading ----------------------------------------------------------------------------------------------
 
+    async def specifications(self) -> list[Specification]:
+        return list(self.catalogue)
+
     def specification(self, specification_id: int) -> Specification:
         spec = self.catalogue.get(specification_id)
         if spec is None:

@@ -165,7 +165,7 @@ class RegistryView:
             return Verdict(Outcome.INACTIVE, her_id, direction, spec.id, f"{_label(party)} is not active")
         if not party.valid_at(at):
             return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
-                           f"{_label(party)} is registered for {party.period}, not for {at:%Y-%m-%d %H:%M} UTC")
+                           f"{_label(party)} is registered only {party.period}")
         override = self._override(party, spec.id, at)
         if override is not None:
             if override.effect is OverrideEffect.ALLOW:
