@@ -179,9 +179,7 @@ def test_a_child_traceparent_stays_in_the_trace_with_a_new_span() -> None:
 
 
 def test_correlation_round_trips_through_headers_and_children_keep_the_trace() -> None:
-    correlation = Correlation(
-        message_id=str(MESSAGE_ID), sender_her_id="8142987", traceparent=new_traceparent()
-    )
+    correlation = Correlation(message_id=str(MESSAGE_ID), sender_her_id="8142987", traceparent=new_traceparent())
     assert Correlation.from_headers(correlation.to_headers()) == correlation
     child = correlation.child(receiver_her_id="8093238")
     assert child.message_id == correlation.message_id and child.receiver_her_id == "8093238"

@@ -87,9 +87,7 @@ class Correlation:
 
     def log_context(self) -> dict[str, str]:
         """The fixed structlog keys, for the ids that are known."""
-        return {
-            field.name: value for field in fields(self) if (value := getattr(self, field.name)) is not None
-        }
+        return {field.name: value for field in fields(self) if (value := getattr(self, field.name)) is not None}
 
 
 _HEADER_NAMES = {

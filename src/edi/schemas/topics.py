@@ -53,8 +53,7 @@ def _topics() -> tuple[TopicSpec, ...]:
     )
     # Dead letters wait for an operator, so they are kept longer; they are rare, so one partition each.
     dead_letters = tuple(
-        TopicSpec(dead_letter_topic(service), partitions=1, retention_ms=month)
-        for service in CONSUMING_SERVICES
+        TopicSpec(dead_letter_topic(service), partitions=1, retention_ms=month) for service in CONSUMING_SERVICES
     )
     return flow + dead_letters
 

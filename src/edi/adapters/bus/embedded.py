@@ -124,9 +124,7 @@ class _Sqlite:
             conn.execute("PRAGMA synchronous=FULL")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version not in (0, FILE_FORMAT_VERSION):
-                raise BusError(
-                    f"{self.path}: embedded bus file of format {version}, not {FILE_FORMAT_VERSION}"
-                )
+                raise BusError(f"{self.path}: embedded bus file of format {version}, not {FILE_FORMAT_VERSION}")
             conn.executescript(_TABLES)
             conn.execute(f"PRAGMA user_version={FILE_FORMAT_VERSION}")
         except BaseException:
@@ -228,9 +226,7 @@ class EmbeddedBus:
             mismatched = []
             with _write_transaction(conn):
                 for spec in specs:
-                    row = conn.execute(
-                        "SELECT partitions FROM topics WHERE name = ?", (spec.name,)
-                    ).fetchone()
+                    row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (spec.name,)).fetchone()
                     if row is not None:
                         if row[0] != spec.partitions:
                             mismatched.append((spec, row[0]))
@@ -246,13 +242,9 @@ class EmbeddedBus:
             return mismatched
 
         for spec, actual in await self._db.run(create):
-            log.warning(
-                "topic has other partition count", topic=spec.name, wanted=spec.partitions, actual=actual
-            )
+            log.warning("topic has other partition count", topic=spec.name, wanted=spec.partitions, actual=actual)
 
-    async def produce(
-        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
-    ) -> Ack:
+    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
         if not self._tasks:
             raise BusError(f"embedded bus {self.path} is not started")
         pending = _Pending(topic, key, value, tuple(headers))
@@ -338,9 +330,7 @@ class EmbeddedBus:
         now = _now_ms()
         with _write_transaction(conn):
             for pending in batch:
-                row = conn.execute(
-                    "SELECT partitions FROM topics WHERE name = ?", (pending.topic,)
-                ).fetchone()
+                row = conn.execute("SELECT partitions FROM topics WHERE name = ?", (pending.topic,)).fetchone()
                 if row is None:
                     results.append(UnknownTopicError(pending.topic))
                     continue
@@ -391,9 +381,7 @@ class EmbeddedConsumer:
 
     async def start(self) -> None:
         await self._heartbeat()
-        self._heartbeat_task = asyncio.create_task(
-            self._heartbeat_loop(), name=f"edi-bus-heartbeat-{self._group_id}"
-        )
+        self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name=f"edi-bus-heartbeat-{self._group_id}")
         _WAKEUPS.add(self._bus.path, self)
 
     def assignment(self) -> frozenset[TopicPartition]:
@@ -489,9 +477,7 @@ class EmbeddedConsumer:
             self._positions[tp] = committed.get(tp, 0)  # no committed offset: from the beginning
         self._assignment = assignment
 
-    def _read_assignment(
-        self, conn: sqlite3.Connection
-    ) -> tuple[frozenset[TopicPartition], dict[TopicPartition, int]]:
+    def _read_assignment(self, conn: sqlite3.Connection) -> tuple[frozenset[TopicPartition], dict[TopicPartition, int]]:
         members = conn.execute(
             """SELECT member_id, topics FROM group_members WHERE group_id = ? AND expires_at_ms >= ?
                ORDER BY member_id""",
@@ -521,9 +507,7 @@ class EmbeddedConsumer:
         }
         return frozenset(owned), committed
 
-    def _fetch(
-        self, positions: list[tuple[TopicPartition, int]], limit: int, conn: sqlite3.Connection
-    ) -> list[Record]:
+    def _fetch(self, positions: list[tuple[TopicPartition, int]], limit: int, conn: sqlite3.Connection) -> list[Record]:
         records: list[Record] = []
         if not positions:
             return records

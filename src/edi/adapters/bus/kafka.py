@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaTopicPartition
-from aiokafka.abc import ConsumerRebalanceListener  # type: ignore[import-untyped]
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
-from aiokafka.errors import (  # type: ignore[import-untyped]
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
     KafkaError,
@@ -134,9 +134,7 @@ class KafkaBus:
         finally:
             await admin.close()
 
-    async def produce(
-        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
-    ) -> Ack:
+    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
         if self._producer is None:
             raise BusError("Kafka bus is not started")
         try:
@@ -210,9 +208,7 @@ class KafkaConsumer:
             # aiokafka retries a commit by itself while the coordinator is unreachable; the timeout hands the
             # decision back to the caller (which may be shutting down).
             await asyncio.wait_for(
-                self._consumer.commit(
-                    {KafkaTopicPartition(tp.topic, tp.partition): o for tp, o in owned.items()}
-                ),
+                self._consumer.commit({KafkaTopicPartition(tp.topic, tp.partition): o for tp, o in owned.items()}),
                 self._commit_timeout_s,
             )
         except (CommitFailedError, IllegalStateError) as exc:

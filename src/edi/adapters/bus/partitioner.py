@@ -7,7 +7,7 @@ whichever bus carries it, so per-key ordering arguments hold for both.
 
 from __future__ import annotations
 
-from aiokafka.partitioner import murmur2  # type: ignore[import-untyped]
+from aiokafka.partitioner import murmur2
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:

@@ -99,9 +99,7 @@ class Bus(Protocol):
         """Create the topics that do not exist yet; existing ones are left as they are."""
         ...
 
-    async def produce(
-        self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()
-    ) -> Ack:
+    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
         """Store one record; returns once it is durable. Raises `BusUnavailableError` (retry) or
         `UnknownTopicError`."""
         ...

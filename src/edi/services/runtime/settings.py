@@ -1,0 +1,26 @@
+"""Settings every service has (each service subclasses this into its own settings class)."""
+
+from __future__ import annotations
+
+from edi.adapters.bus.settings import BusSettings
+from edi.services.runtime.retry import RetryPolicy
+
+
+class ServiceSettings(BusSettings):
+    # A handler's attempts at one record before it goes to the dead-letter topic, and the delays between.
+    retry_max_attempts: int = 5
+    retry_initial_delay_s: float = 0.5
+    retry_max_delay_s: float = 30.0
+    # Records taken per poll; the partitions of a batch are processed concurrently.
+    batch_max_records: int = 100
+    # How long an idle poll waits; also how quickly an idle service notices it should stop.
+    poll_timeout_s: float = 0.5
+    # On SIGTERM: how long in-flight records get to finish before they are abandoned (and redelivered later).
+    shutdown_timeout_s: float = 10.0
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_attempts=self.retry_max_attempts,
+            initial_delay_s=self.retry_initial_delay_s,
+            max_delay_s=self.retry_max_delay_s,
+        )
