@@ -31,7 +31,7 @@ from edi.services.runtime import (
     ServiceSettings,
     run_service,
 )
-from tests.bus.conftest import SESSION_TIMEOUT_S, consume, new_topic
+from tests.bus.conftest import SESSION_TIMEOUT_S, BusFactory, consume, new_topic
 from tests.support.kafka import KafkaBroker
 
 CODEC = default_codec()
@@ -71,9 +71,9 @@ class Flow:
     def dead_letters(self) -> str:
         return dead_letter_topic(self.service.name)
 
-    async def send(self, event: AcceptedMessage | bytes, headers: Headers = ()) -> Ack:
+    async def send(self, event: AcceptedMessage | bytes, headers: Headers = (), key: bytes = b"one-key") -> Ack:
         value = event if isinstance(event, bytes) else CODEC.encode(event)
-        return await self.bus.produce(self.source, value, key=b"one-key", headers=headers)
+        return await self.bus.produce(self.source, value, key=key, headers=headers)
 
     async def read(self, topic: str, count: int) -> list[Record]:
         consumer = await self.bus.subscribe(f"reader-{uuid.uuid4().hex[:8]}", [topic])
@@ -346,6 +346,47 @@ async def test_an_input_is_committed_only_after_its_output_is_acknowledged(bus: 
     kinds = [kind for kind, _ in gated.events]
     assert kinds.index("ack") < kinds.index("commit")
     assert gated.events[kinds.index("commit")][1] == {TopicPartition(flow.source, sent.partition): sent.offset + 1}
+
+
+async def test_a_second_instance_joining_mid_stream_takes_over_partitions_and_nothing_is_lost(
+    make_bus: BusFactory,
+) -> None:
+    bus_a, bus_b = await make_bus(), await make_bus()  # two processes of one service
+    flow, first = await make_flow(bus_a, partitions=4)
+    second = Service(first.name)
+    handled: dict[str, set[str]] = {"a": set(), "b": set()}
+
+    for instance, service in (("a", first), ("b", second)):
+
+        @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
+        async def route(message: Message[AcceptedMessage], instance: str = instance) -> Result:
+            await asyncio.sleep(0.01)
+            handled[instance].add(message.payload.msg_id)
+            return deliveries(message.payload, flow.sink)
+
+    def all_handled() -> set[str]:
+        return handled["a"] | handled["b"]
+
+    for n in range(20):
+        await flow.send(accepted(n), key=f"her-{n}".encode())
+    stop_b = asyncio.Event()
+    async with flow.running():
+        await wait_until(lambda: len(all_handled()) >= 5)
+        instance_b = asyncio.create_task(run_service(second, bus_b, SETTINGS, stop_b))
+        # A steady stream while the group rebalances, until the newcomer has had a share.
+        n = 20
+        while not handled["b"] or n < 60:
+            await flow.send(accepted(n), key=f"her-{n}".encode())
+            await asyncio.sleep(0.03)
+            n += 1
+            assert n < 1000, "the second instance never got a partition"
+        await wait_until(lambda: len(all_handled()) == n)
+        stop_b.set()
+        await asyncio.wait_for(instance_b, 15)
+
+    outputs = await flow.read_distinct(flow.sink, n, lambda r: CODEC.decode(r.value, Delivery).msg_id)
+    assert {CODEC.decode(r.value, Delivery).msg_id for r in outputs} == {f"m{i}" for i in range(n)}
+    assert await flow.uncommitted() == []
 
 
 async def test_a_crash_mid_handler_loses_nothing_the_record_comes_again(bus: Bus) -> None:

@@ -41,8 +41,13 @@ def dead_letter_topic(service: str) -> str:
     return f"edi.dlq.{service}"
 
 
+def dead_letter_spec(service: str) -> TopicSpec:
+    # Dead letters wait for an operator, so they are kept longer; they are rare, so one partition each.
+    return TopicSpec(dead_letter_topic(service), partitions=1, retention_ms=30 * _DAY_MS)
+
+
 def _topics() -> tuple[TopicSpec, ...]:
-    week, month = 7 * _DAY_MS, 30 * _DAY_MS
+    week = 7 * _DAY_MS
     flow = (
         TopicSpec(INBOUND, partitions=12, retention_ms=week),
         TopicSpec(ACCEPTED, partitions=12, retention_ms=week),
@@ -51,11 +56,7 @@ def _topics() -> tuple[TopicSpec, ...]:
         TopicSpec(STATUS, partitions=12, retention_ms=week),
         TopicSpec(REGISTRY, partitions=1, retention_ms=None, compacted=True),
     )
-    # Dead letters wait for an operator, so they are kept longer; they are rare, so one partition each.
-    dead_letters = tuple(
-        TopicSpec(dead_letter_topic(service), partitions=1, retention_ms=month) for service in CONSUMING_SERVICES
-    )
-    return flow + dead_letters
+    return flow + tuple(dead_letter_spec(service) for service in CONSUMING_SERVICES)
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = _topics()

@@ -140,6 +140,8 @@ class _Sqlite:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
         except sqlite3.OperationalError as exc:  # e.g. "database is locked" past the busy timeout
             raise BusUnavailableError(f"embedded bus {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise BusError(f"embedded bus {self.path}: {exc}") from exc
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -210,13 +212,12 @@ class EmbeddedBus:
         for consumer in tuple(self._consumers):
             await consumer.close()
         if self._tasks:
-            writer, housekeeper = self._tasks
+            (writer, housekeeper), self._tasks = self._tasks, []  # from here on, produce refuses
             await self._queue.put(None)  # the writer finishes what is queued before it sees this
             await writer
             housekeeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await housekeeper
-            self._tasks = []
         await self._db.close()
 
     async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
@@ -312,9 +313,10 @@ class EmbeddedBus:
             stopping = item is None
             if not batch:
                 continue
+            results: list[Ack | Exception]
             try:
                 results = await self._db.run(partial(self._append, batch))
-            except BusError as exc:
+            except Exception as exc:  # the batch failed as a whole; the writer must live on for the next one
                 results = [exc] * len(batch)
             for pending, result in zip(batch, results, strict=True):
                 if pending.done.done():  # the producer was cancelled
@@ -325,8 +327,8 @@ class EmbeddedBus:
                     pending.done.set_exception(result)
             _WAKEUPS.notify(self.path, {pending.topic for pending in batch})
 
-    def _append(self, batch: list[_Pending], conn: sqlite3.Connection) -> list[Ack | BusError]:
-        results: list[Ack | BusError] = []
+    def _append(self, batch: list[_Pending], conn: sqlite3.Connection) -> list[Ack | Exception]:
+        results: list[Ack | Exception] = []
         now = _now_ms()
         with _write_transaction(conn):
             for pending in batch:

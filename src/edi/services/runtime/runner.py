@@ -29,7 +29,7 @@ from edi.events import headers as h
 from edi.events.codec import AvroCodec, DecodeError, default_codec
 from edi.events.headers import Correlation
 from edi.events.models import DeadLetter, Event
-from edi.schemas.topics import ALL_TOPICS, REJECTED, dead_letter_topic
+from edi.schemas.topics import ALL_TOPICS, REJECTED, dead_letter_spec, dead_letter_topic
 from edi.services.runtime.outcomes import Outcome, Poison, Reject, Retryable
 from edi.services.runtime.retry import BROKER_BACKOFF
 from edi.services.runtime.service import Message, Output, Route, Service
@@ -69,7 +69,7 @@ async def serve(service: Service, settings: ServiceSettings) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     try:
-        await bus.ensure_topics(ALL_TOPICS)
+        await bus.ensure_topics([*ALL_TOPICS, dead_letter_spec(service.name)])
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         log.info("service started", service=service.name, bus=settings.bus, topics=service.input_topics)
