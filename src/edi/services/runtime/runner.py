@@ -190,7 +190,8 @@ class _Runner:
         """Deal with one record: True once its outputs or its dead letter are acknowledged, False if abandoned."""
         route = self._service.routes[record.topic]
         correlation = Correlation.from_headers(record.headers)
-        context = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        context = {"service": self._service.name, "topic": record.topic, "partition": record.partition,
+                   "offset": record.offset}  # fmt: skip
         with structlog.contextvars.bound_contextvars(**context, **correlation.log_context()):
             try:
                 payload = _decode(route, record.value, self._codec)
@@ -218,7 +219,9 @@ class _Runner:
             result = await route.handler(message)
             if isinstance(result, Outcome):
                 raise result
-            return result
+            if isinstance(result, Sequence) and all(isinstance(output, Output) for output in result):
+                return result
+            return Poison(f"handler returned {type(result).__name__}, neither outputs nor an outcome")
         except Reject as reject:
             if route.rejections is None:
                 return Poison(f"rejected ({reject.apprec_code}: {reject.reason}), but the handler has no rejections")
