@@ -34,11 +34,38 @@ from edi.kapabilitetsregister.wire import CheckOut, ErrorOut, GrantIn, OverrideI
 _STATUS = {UnknownPartyError: 404, InvalidInputError: 422}
 
 
+def _store(request: Request) -> RegistryStore:
+    registry: RegistryStore = request.app.state.store
+    return registry
+
+
+def _operator(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_operator: Annotated[str | None, Header()] = None,
+) -> str:
+    """The name a write is recorded under, once the bearer token has been checked."""
+    settings: RegistrySettings = request.app.state.settings
+    token = settings.registry_operator_token
+    if token is None:
+        raise HTTPException(403, "operator writes are disabled: no EDI_REGISTRY_OPERATOR_TOKEN is configured")
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise HTTPException(401, "a valid operator token is required", headers={"WWW-Authenticate": "Bearer"})
+    return f"{(x_operator or 'operator').strip()} (api)"
+
+
+# Module level, so that FastAPI can resolve these annotations by name.
+Store = Annotated[RegistryStore, Depends(_store)]
+Operator = Annotated[str, Depends(_operator)]
+
+
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     settings = settings or RegistrySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
         app.state.store = await RegistryStore.open(settings.database_url)
         try:
             yield
@@ -57,26 +84,6 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def registry_error(_: Request, exc: RegistryError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
         return JSONResponse(ErrorOut(code=exc.code, detail=str(exc)).model_dump(), status_code=status)
-
-    def store(request: Request) -> RegistryStore:
-        registry: RegistryStore = request.app.state.store
-        return registry
-
-    def operator(
-        authorization: Annotated[str | None, Header()] = None,
-        x_operator: Annotated[str | None, Header()] = None,
-    ) -> str:
-        """The name a write is recorded under, once the bearer token has been checked."""
-        token = settings.registry_operator_token
-        if token is None:
-            raise HTTPException(403, "operator writes are disabled: no EDI_REGISTRY_OPERATOR_TOKEN is configured")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), token.get_secret_value().encode()):
-            raise HTTPException(401, "a valid operator token is required", headers={"WWW-Authenticate": "Bearer"})
-        return f"{(x_operator or 'operator').strip()} (api)"
-
-    Store = Annotated[RegistryStore, Depends(store)]
-    Operator = Annotated[str, Depends(operator)]
 
     def specification(registry: RegistryStore, text: str) -> Specification:
         return registry.catalogue.resolve(text)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from edi.kapabilitetsregister.changes import ChangeRecord
 from edi.kapabilitetsregister.model import (
@@ -34,9 +35,9 @@ class Outcome(StrEnum):
     UNRECOGNISED_MESSAGE = "unrecognised_message"
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The answer for one party: allowed or not, and a reason the sender can act on."""
+class Verdict(NamedTuple):
+    """The answer for one party: allowed or not, and a reason the sender can act on. (A tuple: the cheapest
+    immutable object to make, and one is made per check on the hot path.)"""
 
     outcome: Outcome
     her_id: int
@@ -76,6 +77,7 @@ class RegistryView:
         self._capabilities: dict[int, _CapabilityIndex] = {}
         self._overrides: dict[int, dict[int, Override]] = {}
         self._applied: dict[str, int] = {}  # key -> seq of the record that last set it
+        self._registered: dict[tuple[int, Direction], str] = {}  # the reason of an allowed check, made once
         self.last_seq = 0
 
     # --- feeding the view -------------------------------------------------------------------------------------
@@ -175,11 +177,15 @@ class RegistryView:
                            f"{_label(party)} may not {_VERB[direction]} {spec.display_name}: operator override: "
                            f"{override.reason}")
         index, inherited_from = self._effective(party)
-        capability = index.get((spec.id, direction))
+        key = (spec.id, direction)
+        capability = index.get(key)
         if capability is not None and capability.valid_at(at):
-            how = "registered" if inherited_from is None else f"inherited from organisation {inherited_from}"
-            return Verdict(Outcome.ALLOWED, her_id, direction, spec.id,
-                           f"{spec.capability(direction)} ({how})")
+            if inherited_from is None:
+                reason = self._registered.get(key) or self._registered.setdefault(
+                    key, f"{spec.capability(direction)} (registered)")
+            else:
+                reason = f"{spec.capability(direction)} (inherited from organisation {inherited_from})"
+            return Verdict(Outcome.ALLOWED, her_id, direction, spec.id, reason)
         return self._refusal(party, spec, direction, at, index, capability)
 
     def _refusal(
@@ -210,13 +216,13 @@ class RegistryView:
         return self._capabilities.get(party.parent_her_id) or {}, party.parent_her_id
 
     def _override(self, party: Party, specification_id: int, at: datetime) -> Override | None:
-        # The party's own override wins over its organisation's.
+        # The party's own override wins over its organisation's. Few parties have any: look only where there are.
         for her_id in (party.her_id, party.parent_her_id):
-            if her_id is None:
-                continue
-            override = self._overrides.get(her_id, {}).get(specification_id)
-            if override is not None and override.valid_at(at):
-                return override
+            overrides = self._overrides.get(her_id) if her_id is not None else None
+            if overrides:
+                override = overrides.get(specification_id)
+                if override is not None and override.valid_at(at):
+                    return override
         return None
 
 
