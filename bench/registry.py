@@ -51,8 +51,9 @@ def change_records(rng: random.Random) -> list[ChangeRecord]:
         is_service = her_id % 3 == 2
         if not is_service:
             organisation = her_id
-        emit(Party(her_id=her_id, name=f"Party {her_id}", kind=PartyKind.SERVICE if is_service else PartyKind.ORGANISATION,
-                   parent_her_id=organisation if is_service else None, updated_by="bench", updated_at=NOW))
+        kind = PartyKind.SERVICE if is_service else PartyKind.ORGANISATION
+        emit(Party(her_id=her_id, name=f"Party {her_id}", kind=kind, parent_her_id=organisation if is_service else None,
+                   updated_by="bench", updated_at=NOW))
         if is_service:
             continue
         for spec in rng.sample(specs, rng.randint(5, len(specs))):
@@ -66,7 +67,8 @@ def change_records(rng: random.Random) -> list[ChangeRecord]:
 
 def queries(rng: random.Random) -> list[tuple[int, Specification, Direction, datetime]]:
     specs = list(default_catalogue())
-    her_ids = [rng.randrange(FIRST_HER_ID, FIRST_HER_ID + PARTIES + PARTIES // 50) for _ in range(CHECKS)]  # ~2% unknown
+    end = FIRST_HER_ID + PARTIES + PARTIES // 50  # ~2% of the receivers are unknown HER-ids
+    her_ids = [rng.randrange(FIRST_HER_ID, end) for _ in range(CHECKS)]
     return [(her_id, rng.choice(specs), Direction.CONSUME, NOW) for her_id in her_ids]
 
 

@@ -92,7 +92,9 @@ def test_check_overrides_and_errors(api: httpx.Client) -> None:
     assert denied["sender"]["reason"].endswith("operator override: fault 42")
 
     assert api.get("/capabilities/81-38").json() == {
-        "code": "invalid_her_id", "detail": "malformed HER-id '81-38': a HER-id is a positive whole number (e.g. 8138082)"}
+        "code": "invalid_her_id",
+        "detail": "malformed HER-id '81-38': a HER-id is a positive whole number (e.g. 8138082)",
+    }
     assert api.get("/capabilities/424242").status_code == 404
     unknown = api.get("/check", params={"receiver": 1, "spec": "Epikrise 9.9"})
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_specification"

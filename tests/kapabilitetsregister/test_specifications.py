@@ -71,7 +71,8 @@ REPRESENTATIVES = {
         "Helseopplysninger_Varsel_om_innlagt_pasient_v1-6_Ny.xml",
     23: "other/sarepta-eksempel/plo/1_6/helseopplysninger_til_lege_1_6_mottak/"
         "Helseopplysninger_til_lege_v1-6_Kansellering.xml",
-    24: "other/sarepta-eksempel/plo/1_6/orientering_om_tjenestetilbud_1_6_mottak/Orientering_om_tjenestetilbud_v1-6_Ny.xml",
+    24: "other/sarepta-eksempel/plo/1_6/orientering_om_tjenestetilbud_1_6_mottak/"
+        "Orientering_om_tjenestetilbud_v1-6_Ny.xml",
     25: "other/sarepta-eksempel/plo/1_6/medisinske_opplysninger_1_6_mottak/Medisinske_opplysninger_v1-6_Ny.xml",
     26: "other/sarepta-eksempel/plo/1_6/utskrivningsrapport_1.6_mottak/Utskrivningsrapport_v1-6_Ny.xml",
     27: "other/sarepta-eksempel/plo/1_6/pasientlogistikk_1_6_mottak/Pasientlogistikk_Innlagt_pasient_v1-6_Ny.xml",

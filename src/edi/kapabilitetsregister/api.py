@@ -135,7 +135,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                                     period.valid_from, period.valid_to)
 
     @app.delete("/parties/{her_id}/capabilities/{spec}/{direction}", tags=["operator"])
-    async def revoke(registry: Store, actor: Operator, her_id: str, spec: str, direction: Direction) -> list[ChangeRecord]:
+    async def revoke(
+        registry: Store, actor: Operator, her_id: str, spec: str, direction: Direction,
+    ) -> list[ChangeRecord]:
         return await registry.revoke(parse_her_id(her_id), specification(registry, spec).id, direction, actor)
 
     @app.put("/parties/{her_id}/overrides/{spec}", tags=["operator"])

@@ -79,7 +79,9 @@ def parse_time(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInputError(f"unreadable time {text!r}: use ISO 8601, e.g. 2026-05-01 or 2026-05-01T08:00") from None
+        raise InvalidInputError(
+            f"unreadable time {text!r}: use ISO 8601, e.g. 2026-05-01 or 2026-05-01T08:00"
+        ) from None
     return as_utc(parsed)
 
 

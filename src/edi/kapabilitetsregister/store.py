@@ -28,11 +28,11 @@ from edi.adapters.sql import make_engine
 from edi.kapabilitetsregister import tables as t
 from edi.kapabilitetsregister.changes import ChangeRecord, describe_change, new_record
 from edi.kapabilitetsregister.import_export import (
+    PARTY_FIELDS,
     CapabilityEntry,
     ExportDocument,
     OverrideEntry,
     PartyEntry,
-    PARTY_FIELDS,
 )
 from edi.kapabilitetsregister.model import (
     Capability,
@@ -303,8 +303,8 @@ class RegistryStore:
     def _planned(self, before: Entity | None, after: Entity | None, seq: int | None) -> PlannedChange:
         entity = after or before
         assert entity is not None
-        return PlannedChange(key=entity.key, her_id=entity.her_id, summary=describe_change(self.catalogue, before, after),
-                             seq=seq, before=before, after=after)
+        summary = describe_change(self.catalogue, before, after)
+        return PlannedChange(key=entity.key, her_id=entity.her_id, summary=summary, seq=seq, before=before, after=after)
 
     @asynccontextmanager
     async def _writing(self, actor: str) -> AsyncIterator[_Write]:
