@@ -21,13 +21,15 @@ from edi.kapabilitetsregister.settings import RegistrySettings
 from edi.kapabilitetsregister.specifications import default_catalogue
 from edi.kapabilitetsregister.view import RegistryView
 from tests.kapabilitetsregister.conftest import EXAMPLE_HER_ID, EXAMPLE_PARTY, Kapreg
+from tests.shared_samples import SAMPLES
 
+HELSEFAGLIG_DIALOG = SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml"
 TOKEN = "s3cret-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Operator": "alice"}
 
 
-def _settings(database_url: str, token: str | None = TOKEN) -> RegistrySettings:
-    return RegistrySettings(registry_database_url=database_url,
+def _settings(database_url: str, token: str | None = TOKEN, *, check_sender: bool = False) -> RegistrySettings:
+    return RegistrySettings(registry_database_url=database_url, registry_check_sender_produce=check_sender,
                             registry_operator_token=None if token is None else SecretStr(token))
 
 
@@ -98,6 +100,30 @@ def test_check_overrides_and_errors(api: httpx.Client) -> None:
     assert api.get("/capabilities/424242").status_code == 404
     unknown = api.get("/check", params={"receiver": 1, "spec": "Epikrise 9.9"})
     assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_specification"
+
+
+def test_check_a_message_for_its_receivers_and_per_deployment_its_sender(database_url: str) -> None:
+    message = HELSEFAGLIG_DIALOG.read_bytes()  # from HER-id 258521 to 90998
+    parties = json.dumps([
+        {"herId": 90998, "supported": ["ConsumeDialogmeldingHelsefagligDialog1.1"]},
+        {"herId": 258521, "supported": ["ConsumeDialogmeldingHelsefagligDialog1.1"]},
+    ])
+    with served(_settings(database_url)) as url, httpx.Client(base_url=url) as api:
+        api.post("/import", content=parties, headers=AUTH)
+        answer = api.post("/check/message", content=message).json()
+        assert answer["allowed"] is True and answer["specificationId"] == 16
+        assert [r["receiver"]["herId"] for r in answer["results"]] == [90998]
+        assert answer["results"][0]["sender"] is None
+        other = api.post("/check/message", params={"receiver": 258521}, content=message).json()
+        assert other["results"][0]["receiver"]["herId"] == 258521
+        refused = api.post("/check/message", content=b"<not-a-message/>")
+        assert refused.status_code == 422 and "has no routing header" in refused.json()["detail"]
+    with served(_settings(database_url, check_sender=True)) as url, httpx.Client(base_url=url) as api:
+        answer = api.post("/check/message", content=message).json()
+        assert answer["allowed"] is False
+        assert answer["results"][0]["sender"]["reason"] == (
+            "HER-id 258521 has no Produce capability for Dialogmelding 1.1, Helsefaglig dialog "
+            "(ProduceDialogmeldingHelsefagligDialog1.1)")
 
 
 def test_specifications_parties_export_and_the_change_stream(api: httpx.Client) -> None:

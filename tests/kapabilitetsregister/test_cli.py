@@ -272,6 +272,8 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
         "not_json": tmp_path / "garbage.json",
         "csv_without_columns": tmp_path / "bad.csv",
         "not_xml": tmp_path / "message.xml",
+        "bad_party": write_json(tmp_path / "bad-party.json", {"herId": 300003, "organisationNumber": "12345"}),
+        "kafka_without_topic": write_json(tmp_path / "kafka.json", {"herId": 300004, "deliveryChannel": "kafka"}),
     }
     files["not_json"].write_text("{this is not json", encoding="utf-8")
     files["csv_without_columns"].write_text("her,cap\n1,ConsumeEpikrise1.2\n", encoding="utf-8")
@@ -290,7 +292,11 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     (["override", "100001", "1", "deny"], "an override needs a reason"),
     (["override", "100001", "Epikrise 9.9", "deny", "--reason", "x"], "unknown message specification"),
     (["override", "0", "1", "deny", "--reason", "x"], "malformed HER-id '0'"),
+    (["grant", "100001", "1", "--consume", "--valid-from", "2027-01-01", "--valid-to", "2026-01-01"],
+     "HER-id 100001: validity ends (2025-12-31 23:00:00+00:00) before it starts (2026-12-31 23:00:00+00:00)"),
     (["import", "{tmp}/missing.json"], "cannot read"),
+    (["import", "{bad_party}"], "0.organisationNumber: organisation number '12345' is not 9 digits"),
+    (["import", "{kafka_without_topic}"], "a Kafka delivery channel needs a topic name"),
     (["import", "{bad_capability}"], "unknown capability 'ConsumeEpikrise9.9'"),
     (["import", "{bad_her_id}"], "malformed HER-id '81-38'"),
     (["import", "{not_json}"], "is not valid JSON"),

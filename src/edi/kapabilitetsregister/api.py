@@ -27,9 +27,10 @@ from edi.kapabilitetsregister.model import (
     parse_her_id,
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
-from edi.kapabilitetsregister.specifications import Specification
+from edi.kapabilitetsregister.specifications import Specification, describe_message, read_routing_header
 from edi.kapabilitetsregister.store import ImportResult, PartyDetails, RegistryStore
-from edi.kapabilitetsregister.wire import CheckOut, ErrorOut, GrantIn, OverrideIn
+from edi.kapabilitetsregister.view import CheckResult, unrecognised
+from edi.kapabilitetsregister.wire import CheckOut, ErrorOut, GrantIn, MessageCheckOut, OverrideIn
 
 _STATUS = {UnknownPartyError: 404, InvalidInputError: 422}
 
@@ -117,6 +118,31 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             None if sender is None else parse_her_id(sender),
         )
         return CheckOut.of(result, moment)
+
+    @app.post("/check/message", tags=["capabilities"])
+    async def check_message(
+        request: Request, registry: Store, receiver: str | None = None, at: datetime | None = None,
+    ) -> MessageCheckOut:
+        """Body: a message (XML). Checks the receiver given, or else every receiver and copy receiver the message
+        names; also the sender's Produce capability when EDI_REGISTRY_CHECK_SENDER_PRODUCE is on."""
+        header = read_routing_header(await request.body(), "the message")
+        moment = datetime.now(UTC) if at is None else as_utc(at)
+        receivers = [parse_her_id(r) for r in ([receiver] if receiver else header.receiver_her_ids)]
+        if not receivers:
+            raise InvalidInputError("the message names no receiver HER-id")
+        sender = header.sender_her_id if settings.registry_check_sender_produce else None
+        sender_id = None if sender is None else parse_her_id(sender)
+        spec = registry.catalogue.recognise(header)
+        description = describe_message(header)
+        results = [
+            CheckResult(unrecognised(her_id, description)) if spec is None
+            else await registry.check(her_id, spec.id, moment, sender_id)
+            for her_id in receivers
+        ]
+        return MessageCheckOut(
+            allowed=all(r.allowed for r in results), specification_id=None if spec is None else spec.id,
+            description=description, results=[CheckOut.of(r, moment) for r in results],
+        )
 
     @app.get("/parties", tags=["parties"])
     async def parties(registry: Store, search: str | None = None) -> list[Party]:

@@ -24,10 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from edi.core.extract import find_headers, read_header
 from edi.core.header import RoutingHeader
-from edi.core.parsing import parse_xml
-from edi.core.problems import DocumentRefused
 from edi.kapabilitetsregister.changes import ChangeRecord, describe_change
 from edi.kapabilitetsregister.client import NotAuthorisedError, Registry, RegistryUnavailableError, RemoteRegistry
 from edi.kapabilitetsregister.import_export import parse_import
@@ -41,7 +38,12 @@ from edi.kapabilitetsregister.model import (
     parse_time,
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
-from edi.kapabilitetsregister.specifications import Specification, default_catalogue, describe_message
+from edi.kapabilitetsregister.specifications import (
+    Specification,
+    default_catalogue,
+    describe_message,
+    read_routing_header,
+)
 from edi.kapabilitetsregister.store import PlannedChange, RegistryStore
 from edi.kapabilitetsregister.view import CheckResult, Verdict, unrecognised
 from edi.kapabilitetsregister.wire import VerdictOut
@@ -429,14 +431,7 @@ def _read_message(path: Path) -> RoutingHeader:
         data = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        root = parse_xml(data)
-    except DocumentRefused as exc:
-        raise InvalidInputError(f"{path} is not a readable message: {exc.problem.message}") from None
-    headers = find_headers(root)
-    if not headers:
-        raise InvalidInputError(f"{path} has no routing header (neither MsgHead nor a standalone KITH document)")
-    return read_header(headers[0])
+    return read_routing_header(data, str(path))
 
 
 def _direction(consume: bool, produce: bool) -> Direction:

@@ -25,6 +25,7 @@ from edi.kapabilitetsregister.model import (
     HerId,
     InvalidInputError,
     OptionalMoment,
+    OrganisationNumber,
     OverrideEffect,
     PartyKind,
 )
@@ -59,7 +60,7 @@ class PartyEntry(_Doc):
     name: str | None = None
     kind: PartyKind = PartyKind.ORGANISATION
     parent_her_id: HerId | None = None
-    organisation_number: str | None = None
+    organisation_number: OrganisationNumber | None = None
     active: bool = True
     valid_from: OptionalMoment = None
     valid_to: OptionalMoment = None
@@ -158,6 +159,7 @@ def _from_csv(text: str, filename: str) -> list[PartyEntry]:
 
 def _explain(error: ValidationError, filename: str) -> str:
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in error.errors()[:5]
+        f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in error.errors()[:5]
     )
     return f"{filename or 'the import'} is not a valid registry import: {problems}"

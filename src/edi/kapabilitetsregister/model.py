@@ -100,7 +100,14 @@ def _local(moment: datetime) -> str:
     return local.strftime("%Y-%m-%d" if (local.hour, local.minute) == (0, 0) else "%Y-%m-%d %H:%M")
 
 
+def _organisation_number(value: str) -> str:
+    if not re.fullmatch(r"[0-9]{9}", value):
+        raise ValueError(f"organisation number {value!r} is not 9 digits")
+    return value
+
+
 HerId = Annotated[int, BeforeValidator(parse_her_id)]
+OrganisationNumber = Annotated[str, AfterValidator(_organisation_number)]
 Moment = Annotated[datetime, AfterValidator(as_utc)]
 OptionalMoment = Annotated[datetime | None, AfterValidator(_utc)]
 
@@ -143,7 +150,7 @@ class Party(_Entity):
     name: str | None = None
     kind: PartyKind = PartyKind.ORGANISATION
     parent_her_id: HerId | None = None  # a service's or person's organisation (AR level 1)
-    organisation_number: Annotated[str, Field(pattern=r"^[0-9]{9}$")] | None = None
+    organisation_number: OrganisationNumber | None = None
     active: bool = True
     source_system: str | None = None
     source_version: str | None = None

@@ -14,9 +14,12 @@ from importlib import resources
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from edi.core.extract import find_headers, read_header
 from edi.core.header import RoutingHeader
+from edi.core.parsing import parse_xml
+from edi.core.problems import DocumentRefused
 from edi.core.standards import standard_for
-from edi.kapabilitetsregister.model import Direction, UnknownSpecificationError
+from edi.kapabilitetsregister.model import Direction, InvalidInputError, UnknownSpecificationError
 
 
 class _Data(BaseModel):
@@ -129,6 +132,18 @@ class Catalogue:
             if spec is not None:
                 return spec
         return None
+
+
+def read_routing_header(data: bytes, source: str) -> RoutingHeader:
+    """The routing header of a message (MsgHead's, or a standalone KITH document's own; the first one in a
+    wrapper such as NAV's EI_fellesformat)."""
+    try:
+        headers = find_headers(parse_xml(data))
+    except DocumentRefused as exc:
+        raise InvalidInputError(f"{source} is not a readable message: {exc.problem.message}") from None
+    if not headers:
+        raise InvalidInputError(f"{source} has no routing header (neither MsgHead nor a standalone KITH document)")
+    return read_header(headers[0])
 
 
 def describe_message(header: RoutingHeader) -> str:

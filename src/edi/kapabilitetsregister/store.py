@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -48,6 +48,7 @@ from edi.kapabilitetsregister.specifications import Catalogue, Specification, de
 from edi.kapabilitetsregister.view import CheckResult, RegistryView
 
 Entity = Party | Capability | Override
+E = TypeVar("E", Party, Capability, Override)
 SEARCH_LIMIT = 200
 
 
@@ -233,10 +234,8 @@ class RegistryStore:
         async with self._writing(actor) as write:
             await _require_party(write.connection, her_id)
             before = await _get(write.connection, Capability, her_id, specification_id, direction)
-            after = Capability(
-                her_id=her_id, specification_id=specification_id, direction=direction,
-                valid_from=valid_from, valid_to=valid_to, registered_by=actor, registered_at=write.at,
-            )
+            after = _new(Capability, her_id, specification_id=specification_id, direction=direction,
+                         valid_from=valid_from, valid_to=valid_to, registered_by=actor, registered_at=write.at)
             if not after.same_content(before):
                 await _write(write, before, after)
         return write.records
@@ -259,8 +258,8 @@ class RegistryStore:
         async with self._writing(actor) as write:
             await _require_party(write.connection, her_id)
             before = await _get(write.connection, Override, her_id, specification_id)
-            after = Override(her_id=her_id, specification_id=specification_id, effect=effect,
-                             reason=reason.strip(), set_by=actor, set_at=write.at)
+            after = _new(Override, her_id, specification_id=specification_id, effect=effect,
+                         reason=reason.strip(), set_by=actor, set_at=write.at)
             if not after.same_content(before):
                 await _write(write, before, after)
         return write.records
@@ -337,17 +336,18 @@ async def _plan(
     for item in resolved:
         entry = item.entry
         before = view.party(entry.her_id)
-        base = before.model_dump() if before else {"her_id": entry.her_id}
-        after = Party.model_validate({**base, **entry.stated_party_fields(), "updated_by": actor, "updated_at": at})
+        base = before.model_dump(exclude={"her_id"}) if before else {}
+        after = _new(Party, entry.her_id, **{**base, **entry.stated_party_fields(), "updated_by": actor,
+                                             "updated_at": at})
         if not after.same_content(before):
             plan.append((before, after))
         if item.capabilities is not None:
             current = {(c.specification_id, c.direction): c for c in view.own_capabilities(entry.her_id)}
             for (spec_id, direction), wanted in item.capabilities.items():
                 old = current.pop((spec_id, direction), None)
-                new = Capability(her_id=entry.her_id, specification_id=spec_id, direction=direction,
-                                 valid_from=wanted.valid_from, valid_to=wanted.valid_to,
-                                 registered_by=actor, registered_at=at)
+                new = _new(Capability, entry.her_id, specification_id=spec_id, direction=direction,
+                           valid_from=wanted.valid_from, valid_to=wanted.valid_to,
+                           registered_by=actor, registered_at=at)
                 if not new.same_content(old):
                     plan.append((old, new))
             plan.extend((old, None) for old in current.values())
@@ -355,8 +355,8 @@ async def _plan(
             existing = {o.specification_id: o for o in view.overrides(entry.her_id)}
             for spec_id, wanted_override in item.overrides.items():
                 old_override = existing.pop(spec_id, None)
-                new_override = Override(
-                    her_id=entry.her_id, specification_id=spec_id, effect=wanted_override.effect,
+                new_override = _new(
+                    Override, entry.her_id, specification_id=spec_id, effect=wanted_override.effect,
                     reason=wanted_override.reason, valid_from=wanted_override.valid_from,
                     valid_to=wanted_override.valid_to, set_by=actor, set_at=at,
                 )
@@ -406,6 +406,18 @@ async def _load_view(
     for row in await connection.execute(among(t.overrides, ids)):
         view.put(Override.model_validate(dict(row._mapping)))
     return view
+
+
+def _new(model: type[E], her_id: int, /, **fields: Any) -> E:
+    """An entity made from operator input: what the model refuses becomes an error the operator can correct."""
+    try:
+        return model.model_validate({"her_id": her_id, **fields})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) + ': ' if e['loc'] else ''}{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise InvalidInputError(f"HER-id {her_id}: {problems}") from None
 
 
 async def _get(connection: AsyncConnection, kind: type[Entity], *identity: Any) -> Any:

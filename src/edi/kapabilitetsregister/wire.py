@@ -47,6 +47,15 @@ class CheckOut(_Wire):
         return CheckResult(self.receiver.verdict(), None if self.sender is None else self.sender.verdict())
 
 
+class MessageCheckOut(_Wire):
+    """A message checked for every receiver: which specification it is, and one answer per receiver."""
+
+    allowed: bool
+    specification_id: int | None
+    description: str
+    results: list[CheckOut]
+
+
 class GrantIn(_Wire):
     valid_from: OptionalMoment = None
     valid_to: OptionalMoment = None
