@@ -105,9 +105,11 @@ async def test_members_of_one_group_share_the_partitions(make_bus: BusFactory) -
     seen: list[Record] = []
 
     async def drain() -> None:
-        while len(seen) < 20:
+        while len({r.value for r in seen}) < 20:
             seen.extend(await member_a.poll(max_records=100, timeout_s=0.2))
             seen.extend(await member_b.poll(max_records=100, timeout_s=0.2))
 
     await asyncio.wait_for(drain(), 30)
-    assert sorted(r.value or b"" for r in seen) == sorted(f"v{n}".encode() for n in range(20))
+    # A set: should the group rebalance again meanwhile (a slow machine missing a heartbeat), uncommitted
+    # records are read again, as at-least-once allows.
+    assert {r.value for r in seen} == {f"v{n}".encode() for n in range(20)}
