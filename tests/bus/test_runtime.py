@@ -274,8 +274,8 @@ async def test_a_rejection_is_published_to_edi_rejected(bus: Bus) -> None:
     async with flow.running():
         # edi.rejected is shared by every test on one Kafka broker: look for this one's rejection.
         [mine] = await flow.find(REJECTED, lambda r: CODEC.decode(r.value, Rejection).message_id == event.message_id)
-    rejection = CODEC.decode(mine.value, Rejection)
-    assert (rejection.msg_id, rejection.errors[0].apprec_code) == ("m1", "E21")
+    published = CODEC.decode(mine.value, Rejection)
+    assert (published.msg_id, published.errors[0].apprec_code) == ("m1", "E21")
     assert await flow.uncommitted() == []
 
 
@@ -336,7 +336,7 @@ async def test_an_input_is_committed_only_after_its_output_is_acknowledged(bus: 
 
     sent = await flow.send(accepted(1))
     gated = GatedBus(bus, flow.sink)
-    async with flow.running(gated):  # type: ignore[arg-type]
+    async with flow.running(gated):
         await asyncio.wait_for(gated.producing.wait(), 30)
         await asyncio.sleep(0.5)  # several loop turns: nothing may be committed while the output is unacknowledged
         assert not [offsets for kind, offsets in gated.events if kind == "commit"]
