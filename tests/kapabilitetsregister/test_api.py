@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -178,6 +181,30 @@ def test_every_command_against_a_remote_registry(remote: Kapreg, tmp_path: Path)
     assert unknown.exit_code == 2 and "HER-id 424242 is not a registered communication party" in unknown.stderr
     wrong_token = remote("grant", str(EXAMPLE_HER_ID), "1", "--consume", "--token", "wrong")
     assert wrong_token.exit_code == 3 and "a valid operator token is required" in wrong_token.stderr
+
+
+def test_kapreg_serve_runs_the_api(kapreg: Kapreg) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, **{k: v for k, v in kapreg.env.items() if v is not None}}
+    program = "from edi.kapabilitetsregister.cli import app; app()"
+    command = [sys.executable, "-c", program, "serve", "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.communicate()[1]
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/specifications", timeout=5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "kapreg serve did not answer"
+                time.sleep(0.2)
+        assert answer.status_code == 200 and len(answer.json()) == 27
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def test_unreachable_remote_registry_exits_4(kapreg: Kapreg) -> None:

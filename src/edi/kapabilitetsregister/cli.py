@@ -65,7 +65,12 @@ class OverrideAction(StrEnum):
     CLEAR = "clear"
 
 
-app = typer.Typer(name="kapreg", help=__doc__, no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    name="kapreg", no_args_is_help=True, add_completion=False,
+    help="The operators' CLI for the Kapabilitetsregister: which message specifications each HER-id can Consume "
+    "and Produce. Exit codes: 0 done or allowed, 1 refused by check, 2 bad input, 3 not authorised, 4 registry "
+    "unavailable.",
+)
 specs_app = typer.Typer(help="The message specifications the registry knows.", no_args_is_help=True)
 parties_app = typer.Typer(help="Communication parties (HER-ids) and what they support.", no_args_is_help=True)
 app.add_typer(specs_app, name="specs")
