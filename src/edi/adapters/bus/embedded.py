@@ -347,9 +347,16 @@ class EmbeddedBus:
                 ).fetchone()
                 conn.execute(
                     "INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (pending.topic, partition, offset, pending.key, pending.value,
-                     _encode_headers(pending.headers), now),
-                )  # fmt: skip
+                    (
+                        pending.topic,
+                        partition,
+                        offset,
+                        pending.key,
+                        pending.value,
+                        _encode_headers(pending.headers),
+                        now,
+                    ),
+                )
                 results.append(Ack(pending.topic, partition, offset))
         return results
 
@@ -458,8 +465,12 @@ class EmbeddedConsumer:
 
     async def _heartbeat(self) -> None:
         now = _now_ms()
-        row = (self._group_id, self._member_id, json.dumps(sorted(self.topics)),
-               now + int(self._bus.session_timeout_s * 1000))  # fmt: skip
+        row = (
+            self._group_id,
+            self._member_id,
+            json.dumps(sorted(self.topics)),
+            now + int(self._bus.session_timeout_s * 1000),
+        )
 
         def renew(conn: sqlite3.Connection) -> None:
             with _write_transaction(conn):

@@ -110,8 +110,9 @@ class KafkaBus:
             for spec in specs:
                 actual = existing.get(spec.name)
                 if actual is not None and actual != spec.partitions:
-                    log.warning("topic has other partition count", topic=spec.name, wanted=spec.partitions,
-                                actual=actual)  # fmt: skip
+                    log.warning(
+                        "topic has other partition count", topic=spec.name, wanted=spec.partitions, actual=actual
+                    )
             missing = [spec for spec in specs if spec.name not in existing]
             if missing:
                 replication = self._replication_factor or min(

@@ -190,8 +190,12 @@ class _Runner:
         """Deal with one record: True once its outputs or its dead letter are acknowledged, False if abandoned."""
         route = self._service.routes[record.topic]
         correlation = Correlation.from_headers(record.headers)
-        context = {"service": self._service.name, "topic": record.topic, "partition": record.partition,
-                   "offset": record.offset}  # fmt: skip
+        context = {
+            "service": self._service.name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
         with structlog.contextvars.bound_contextvars(**context, **correlation.log_context()):
             try:
                 payload = _decode(route, record.value, self._codec)
