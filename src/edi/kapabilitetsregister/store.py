@@ -44,6 +44,7 @@ from edi.kapabilitetsregister.model import (
     UnknownPartyError,
     UnknownSpecificationError,
 )
+from edi.kapabilitetsregister.model import Entity as TaggedEntity
 from edi.kapabilitetsregister.specifications import Catalogue, Specification, default_catalogue
 from edi.kapabilitetsregister.view import CheckResult, RegistryView
 
@@ -71,8 +72,8 @@ class PlannedChange(_Out):
     her_id: int
     summary: str
     seq: int | None  # None in a dry run: nothing was written
-    before: Party | Capability | Override | None
-    after: Party | Capability | Override | None
+    before: TaggedEntity | None
+    after: TaggedEntity | None
 
 
 class ImportResult(_Out):
