@@ -1,0 +1,57 @@
+"""Log lines: fixed correlation keys, JSON in production, and never a payload or a national identity number."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
+from edi.observability.logging import CORRELATION_KEYS, configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    yield
+    structlog.contextvars.clear_contextvars()
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = []
+
+
+def lines(captured: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+def test_json_lines_carry_every_correlation_key(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(format="json", service="router")
+    with structlog.contextvars.bound_contextvars(message_id="m-1", topic="edi.accepted", partition=2, offset=41):
+        structlog.get_logger("t").info("delivered", receiver_her_id="90998")
+    [line] = lines(capsys.readouterr().err)
+    assert set(CORRELATION_KEYS) <= set(line)
+    assert (line["service"], line["message_id"], line["receiver_her_id"], line["offset"]) == (
+        "router", "m-1", "90998", 41)
+    assert line["msg_id"] is None and line["event"] == "delivered" and line["level"] == "info"
+
+
+def test_payloads_and_national_identity_numbers_never_reach_a_line(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(format="json")
+    log = structlog.get_logger("t")
+    log.info("received", document="<MsgHead>13116900216</MsgHead>", size=1234)
+    log.warning("odd patient 13116900216 in header", detail="fnr 131169 00216")
+    logging.getLogger("aiokafka").error("library line with 15076500565")
+    out = capsys.readouterr().err
+    assert "13116900216" not in out and "131169 00216" not in out and "15076500565" not in out
+    assert "<MsgHead>" not in out
+    first, second, third = lines(out)
+    assert first["document"] == "[payload withheld]" and first["size"] == 1234
+    assert second["event"] == "odd patient *********** in header"
+    assert third["event"] == "library line with ***********"
+
+
+def test_console_format_for_development(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(format="console", level="debug")
+    structlog.get_logger("t").debug("hello", her_id="90998")
+    err = capsys.readouterr().err
+    assert "hello" in err and "her_id=90998" in err and not err.lstrip().startswith("{")
