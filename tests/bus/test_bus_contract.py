@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 
-from edi.adapters.bus import Bus, Record, TopicPartition
+import pytest
+
+from edi.adapters.bus import Bus, Record, TopicPartition, UnknownTopicError
 from edi.adapters.bus.partitioner import partition_for_key
 from tests.bus.conftest import BusFactory, consume, group, new_topic
 
@@ -113,3 +116,15 @@ async def test_members_of_one_group_share_the_partitions(make_bus: BusFactory) -
     # A set: should the group rebalance again meanwhile (a slow machine missing a heartbeat), uncommitted
     # records are read again, as at-least-once allows.
     assert {r.value for r in seen} == {f"v{n}".encode() for n in range(20)}
+
+
+async def test_end_offsets_say_where_the_next_record_of_each_partition_goes(bus: Bus) -> None:
+    topic = await new_topic(bus, partitions=2)
+    assert await bus.end_offsets([topic]) == {TopicPartition(topic, 0): 0, TopicPartition(topic, 1): 0}
+    acks = [await bus.produce(topic, f"v{n}".encode(), key=f"k{n}".encode()) for n in range(5)]
+    ends = await bus.end_offsets([topic])
+    for partition in (0, 1):
+        written = [ack.offset for ack in acks if ack.partition == partition]
+        assert ends[TopicPartition(topic, partition)] == (max(written) + 1 if written else 0)
+    with pytest.raises(UnknownTopicError):
+        await bus.end_offsets([f"test.missing.{uuid.uuid4().hex[:8]}"])

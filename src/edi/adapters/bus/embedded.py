@@ -260,6 +260,22 @@ class EmbeddedBus:
         self._consumers.add(consumer)
         return consumer
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        wanted = tuple(topics)
+
+        def read(conn: sqlite3.Connection) -> dict[TopicPartition, int]:
+            ends: dict[TopicPartition, int] = {}
+            for topic in wanted:
+                rows = conn.execute(
+                    "SELECT partition, next_offset FROM partitions WHERE topic = ?", (topic,)
+                ).fetchall()
+                if not rows:
+                    raise UnknownTopicError(topic)
+                ends.update({TopicPartition(topic, partition): offset for partition, offset in rows})
+            return ends
+
+        return await self._db.run(read)
+
     def _forget(self, consumer: EmbeddedConsumer) -> None:
         self._consumers.discard(consumer)
 

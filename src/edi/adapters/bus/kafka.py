@@ -34,6 +34,7 @@ from edi.adapters.bus.port import (
     Record,
     RevokeHook,
     TopicPartition,
+    UnknownTopicError,
 )
 from edi.schemas.topics import TopicSpec
 
@@ -74,6 +75,7 @@ class KafkaBus:
         self._request_timeout_ms = int(request_timeout_s * 1000)
         self._session_timeout_ms = int(session_timeout_s * 1000)
         self._producer: Any = None
+        self._offsets_reader: Any = None  # a consumer outside any group, only to look up end offsets
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -93,6 +95,9 @@ class KafkaBus:
         self._producer = producer
 
     async def close(self) -> None:
+        if self._offsets_reader is not None:
+            await self._offsets_reader.stop()
+            self._offsets_reader = None
         if self._producer is not None:
             await self._producer.stop()  # flushes what is still in flight
             self._producer = None
@@ -143,6 +148,36 @@ class KafkaBus:
         except KafkaError as exc:
             raise _bus_error(exc, f"produce to {topic}") from exc
         return Ack(metadata.topic, metadata.partition, metadata.offset)
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self._client_id,
+            request_timeout_ms=self._request_timeout_ms,
+        )
+        try:
+            await admin.start()
+            described = {topic["topic"]: topic["partitions"] for topic in await admin.describe_topics(list(topics))}
+            if self._offsets_reader is None:
+                reader = AIOKafkaConsumer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self._client_id,
+                    request_timeout_ms=self._request_timeout_ms,
+                    enable_auto_commit=False,
+                )
+                await reader.start()
+                self._offsets_reader = reader
+            partitions: list[KafkaTopicPartition] = []
+            for topic in topics:
+                if not described.get(topic):
+                    raise UnknownTopicError(topic)
+                partitions.extend(KafkaTopicPartition(topic, p["partition"]) for p in described[topic])
+            ends = await self._offsets_reader.end_offsets(partitions)
+        except KafkaError as exc:
+            raise _bus_error(exc, "end offsets") from exc
+        finally:
+            await admin.close()
+        return {TopicPartition(tp.topic, tp.partition): offset for tp, offset in ends.items()}
 
     async def subscribe(
         self, group_id: str, topics: Sequence[str], *, on_revoked: RevokeHook | None = None

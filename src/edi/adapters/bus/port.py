@@ -109,3 +109,9 @@ class Bus(Protocol):
     ) -> Consumer:
         """Join `group_id` as a new member consuming `topics`."""
         ...
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        """For every partition of `topics`, the offset the next record produced to it will get: a reader that
+        has read up to these has seen everything produced before the call (how a reader of a compacted topic
+        knows it has caught up). Raises `UnknownTopicError` or `BusUnavailableError`."""
+        ...

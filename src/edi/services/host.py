@@ -1,0 +1,177 @@
+"""Running any set of the backbone's services in one process: one of them (`edi run router`) or all of them
+(`edi up`), on the bus, store and registry the settings name.
+
+The parts a process needs are opened once and shared: the bus, the SQL store, the validator (its compiled
+schemas), and one registry view fed from edi.registry for the router, mailbox and receipts. Every service then
+runs until SIGTERM/SIGINT (or the `stop` event); if one of them fails, the others are stopped and the failure
+ends the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edi.adapters.bus import Bus
+from edi.core.validation import Validator
+from edi.kapabilitetsregister.store import RegistryStore
+from edi.schemas.topics import ALL_TOPICS
+from edi.services.mailbox import service as mailbox
+from edi.services.receipts import service as receipts
+from edi.services.registry_relay.feed import RegistryFeed
+from edi.services.registry_relay.relay import RegistryRelay, RegistryRelaySettings
+from edi.services.router import service as router
+from edi.services.runtime import Service, ServiceSettings, run_service
+from edi.services.status import service as status
+from edi.services.store import BackboneSettings, BackboneStore
+from edi.services.validator import service as validator
+from edi.settings import ValidationSettings
+
+log = structlog.get_logger(__name__)
+
+SERVICES = ("validator", "router", "mailbox", "status", "receipts", "registry-relay")
+
+# A part of a process: runs until `stop` is set.
+Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class Parts:
+    """The shared parts of one process, each opened on first use and closed with the process."""
+
+    def __init__(self, overrides: dict[str, Any], stack: AsyncExitStack) -> None:
+        self.overrides = overrides  # settings given on the command line, over the EDI_* environment
+        self.settings = BackboneSettings(**overrides)
+        self._stack = stack
+        self._bus: Bus | None = None
+        self._store: BackboneStore | None = None
+        self._validator: Validator | None = None
+        self._feed: RegistryFeed | None = None
+        self.components: list[tuple[str, Component]] = []
+
+    async def bus(self) -> Bus:
+        if self._bus is None:
+            bus = self.settings.open_bus()
+            await bus.start()
+            self._stack.push_async_callback(bus.close)
+            await bus.ensure_topics(ALL_TOPICS)
+            self._bus = bus
+        return self._bus
+
+    async def store(self) -> BackboneStore:
+        if self._store is None:
+            self._store = await BackboneStore.open(self.settings.store_url)
+            self._stack.push_async_callback(self._store.close)
+        return self._store
+
+    def validator(self) -> Validator:
+        if self._validator is None:
+            self._validator = ValidationSettings().validator()
+        return self._validator
+
+    async def feed(self) -> RegistryFeed:
+        if self._feed is None:
+            self._feed = RegistryFeed(await self.bus(), "edi")
+            self.components.append(("registry-view", self._feed.run))
+        return self._feed
+
+    async def registry(self, settings: RegistryRelaySettings) -> RegistryStore:
+        registry = await RegistryStore.open(settings.registry_settings().database_url)
+        self._stack.push_async_callback(registry.close)
+        return registry
+
+    async def add_service(self, service: Service, settings: ServiceSettings) -> None:
+        bus = await self.bus()
+
+        async def run(stop: asyncio.Event) -> None:
+            await run_service(service, bus, settings, stop)
+
+        self.components.append((service.name, run))
+
+
+async def add(parts: Parts, name: str) -> None:
+    """Add one service (by its `edi run` name) to the process."""
+    o = parts.overrides
+    if name == "validator":
+        validator_settings = validator.ValidatorSettings(**o)
+        service = validator.build(parts.validator(), await parts.store(), validator_settings)
+        await parts.add_service(service, validator_settings)
+    elif name == "router":
+        await parts.add_service(router.build(await parts.feed()), router.RouterSettings(**o))
+    elif name == "mailbox":
+        service = mailbox.build(await parts.store(), await parts.feed(), await parts.bus())
+        await parts.add_service(service, mailbox.MailboxSettings(**o))
+    elif name == "status":
+        status_settings = status.StatusSettings(**o)
+        await parts.add_service(status.build(await parts.store()), status_settings)
+        janitor = status.Janitor(await parts.store(), await parts.bus(), status_settings)
+        parts.components.append(("status-janitor", janitor.run))
+    elif name == "receipts":
+        receipts_settings = receipts.ReceiptsSettings(**o)
+        await parts.add_service(receipts.build(await parts.store(), await parts.feed(), receipts_settings),
+                                receipts_settings)
+    elif name == "registry-relay":
+        relay_settings = RegistryRelaySettings(**o)
+        registry = await parts.registry(relay_settings)
+        relay = RegistryRelay(registry, await parts.store(), await parts.bus(), relay_settings)
+        await relay.catch_up()  # before the views of this process read edi.registry
+        parts.components.append(("registry-relay", relay.run))
+    else:
+        raise ValueError(f"unknown service {name!r}; the services are: {', '.join(SERVICES)}")
+
+
+async def serve(
+    names: Sequence[str],
+    *,
+    data_dir: Path | None = None,
+    stop: asyncio.Event | None = None,
+    extra: Callable[[Parts], Awaitable[Sequence[tuple[str, Component]]]] | None = None,
+    started: Callable[[Parts], None] | None = None,
+) -> None:
+    """Run the named services (and `extra` components made from the same parts) until stopped."""
+    stop = stop or asyncio.Event()
+    overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
+    loop = asyncio.get_running_loop()
+    async with AsyncExitStack() as stack:
+        parts = Parts(overrides, stack)
+        for name in dict.fromkeys(names):
+            await add(parts, name)
+        if extra is not None:
+            parts.components.extend(await extra(parts))
+        handled = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+                handled.append(signum)
+            except (NotImplementedError, RuntimeError):  # not the main thread: the caller stops us
+                pass
+        stack.callback(lambda: [loop.remove_signal_handler(s) for s in handled])
+        if started is not None:
+            started(parts)
+        log.info("backbone started", services=[name for name, _ in parts.components])
+        await _run_all(parts.components, stop)
+
+
+async def _run_all(components: Sequence[tuple[str, Component]], stop: asyncio.Event) -> None:
+    """Run every component; the first to fail (or to end on its own) stops the rest, and its error is raised."""
+    tasks: dict[asyncio.Task[None], str] = {
+        asyncio.create_task(component(stop), name=name): name for name, component in components
+    }
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        for task, name in tasks.items():
+            if task in done and task.exception() is not None:
+                log.error("backbone component failed", component=name, error=repr(task.exception()))
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stopping.cancel()
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

@@ -1,0 +1,82 @@
+"""The mailbox service: edi.deliveries -> the receiver's mailbox in the SQL store, once per (sender HER-id,
+MsgId, receiver HER-id), with a NewMessage notification and an Unconfirmed status for the sender.
+
+A receiver whose registry entry names a Kafka topic also gets the document on that topic (at least once, with
+the correlation headers; its consumer deduplicates on the edi-message-id header). An AppRec that answers a
+message the backbone carried updates that message's status for the receiver that sent it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+
+from edi.adapters.bus import Bus
+from edi.events import BlobRef, Delivery, StatusChange, TransportState
+from edi.kapabilitetsregister.model import DeliveryChannel, InvalidHerIdError, parse_her_id
+from edi.schemas.topics import DELIVERIES, STATUS, TopicSpec
+from edi.services.mailbox.reading import read_delivered
+from edi.services.registry_relay.feed import RegistryFeed
+from edi.services.runtime import Message, Output, Poison, Result, Service
+from edi.services.store import BackboneSettings, BackboneStore, StoredDelivery
+
+log = structlog.get_logger(__name__)
+
+_WEEK_MS = 7 * 24 * 60 * 60 * 1000
+
+
+class MailboxSettings(BackboneSettings):
+    pass
+
+
+def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
+    service = Service("mailbox")
+    own_topics: set[str] = set()  # receivers' own topics known to exist
+
+    async def to_own_topic(delivery: Delivery, document: bytes, message: Message[Delivery]) -> None:
+        view = await feed.wait_ready()
+        try:
+            party = view.party(parse_her_id(delivery.receiver_her_id))
+        except InvalidHerIdError:
+            return
+        if party is None or party.delivery_channel is not DeliveryChannel.KAFKA or not party.kafka_topic:
+            return
+        if party.kafka_topic not in own_topics:
+            await bus.ensure_topics([TopicSpec(party.kafka_topic, partitions=1, retention_ms=_WEEK_MS)])
+            own_topics.add(party.kafka_topic)
+        await bus.produce(party.kafka_topic, document, key=delivery.receiver_her_id.encode(),
+                          headers=message.correlation.to_headers())
+
+    @service.handler(DELIVERIES, payload=Delivery, outputs=[STATUS])
+    async def deliver(message: Message[Delivery]) -> Result:
+        delivery = message.payload
+        if isinstance(delivery.document, BlobRef):
+            return Poison("documents by claim check (BlobRef) are not stored yet")
+        document = delivery.document
+        read = read_delivered(document)
+        now = datetime.now(UTC)
+        await store.deliver(StoredDelivery(
+            message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
+            sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
+            is_apprec=read.answer is not None or delivery.message_type == "APPREC", gen_date=read.gen_date,
+            received_at=delivery.received_at, delivered_at=now, document=document,
+        ))
+        await to_own_topic(delivery, document, message)
+        # Every time, not only the first: the status service keeps the first state it is told and ignores
+        # repeats, so a redelivery after a crash still gets its status recorded.
+        outputs = [Output(STATUS, StatusChange(
+            message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
+            transport_state=TransportState.UNCONFIRMED, at=now))]
+        if read.answer is not None:
+            original = await store.find_message(delivery.receiver_her_id, read.answer.original_msg_id)
+            # The backbone's own negative AppRecs say why it refused a receiver; they are not that receiver's
+            # answer, so they leave its AppRec status alone.
+            if original is not None and not await store.is_receipt(delivery.message_id):
+                outputs.append(Output(STATUS, StatusChange(
+                    message_id=original, receiver_her_id=delivery.sender_her_id,
+                    transport_state=TransportState.UNCONFIRMED, apprec_status=read.answer.status,
+                    apprec_errors=list(read.answer.errors), at=now)))
+        return outputs
+
+    return service

@@ -1,0 +1,71 @@
+"""The router service: edi.accepted -> one Delivery per receiver that may have it (edi.deliveries, keyed by
+receiver HER-id), and for the others a Rejected status and one Rejection naming every refused receiver
+(edi.rejected), from which the sender gets its negative AppRec.
+
+The registry view comes from the compacted edi.registry topic (`RegistryFeed`); messages wait until it has
+caught up, so a restarted router never refuses a receiver it simply has not read about yet.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
+from edi.kapabilitetsregister.model import InvalidInputError
+from edi.kapabilitetsregister.specifications import read_routing_header
+from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
+from edi.services.registry_relay.feed import RegistryFeed
+from edi.services.router.routing import route
+from edi.services.runtime import Message, Output, Poison, Result, Service
+from edi.services.store import BackboneSettings
+from edi.services.validator.admission import is_apprec
+
+
+class RouterSettings(BackboneSettings):
+    pass
+
+
+def build(feed: RegistryFeed) -> Service:
+    service = Service("router")
+
+    @service.handler(ACCEPTED, payload=AcceptedMessage, outputs=[DELIVERIES, STATUS, REJECTED])
+    async def route_message(message: Message[AcceptedMessage]) -> Result:
+        accepted = message.payload
+        if isinstance(accepted.document, BlobRef):
+            return Poison("documents by claim check (BlobRef) are not routed yet")
+        try:
+            header = read_routing_header(accepted.document, "the accepted document")
+        except InvalidInputError as exc:  # accepted means validated: this record was not written by ingress
+            return Poison(str(exc))
+        view = await feed.wait_ready()
+        now = datetime.now(UTC)
+        routing = route(view, header, accepted.receiver_her_ids, now)
+        outputs = [
+            Output(DELIVERIES, Delivery(
+                message_id=accepted.message_id, receiver_her_id=receiver, sender_her_id=accepted.sender_her_id,
+                msg_id=accepted.msg_id, message_type=accepted.message_type,
+                business_namespace=accepted.business_namespace, document=accepted.document,
+                received_at=accepted.received_at,
+            ), correlation=message.correlation.child(receiver_her_id=receiver))
+            for receiver in routing.receivers
+        ]
+        outputs += [
+            Output(STATUS, StatusChange(message_id=accepted.message_id, receiver_her_id=refused.receiver_her_id,
+                                        transport_state=TransportState.REJECTED, at=now))
+            for refused in routing.refused
+        ]
+        if routing.refused:
+            outputs.append(Output(REJECTED, Rejection(
+                message_id=accepted.message_id, sender_her_id=accepted.sender_her_id, msg_id=accepted.msg_id,
+                errors=[
+                    ErrorDetail(code=r.problem.code, apprec_code=r.problem.apprec_code.value,
+                                message=r.problem.message, message_nb=r.problem.message_nb)
+                    for r in routing.refused
+                ],
+                original_message_type=accepted.message_type,
+                original_is_apprec=is_apprec(header),
+                document=accepted.document, rejected_at=now,
+            )))
+        return outputs
+
+    return service

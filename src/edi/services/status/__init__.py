@@ -1,0 +1,1 @@
+"""The status service: per message and receiver, transport state and AppRec status."""

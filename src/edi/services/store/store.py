@@ -1,0 +1,415 @@
+"""The backbone's store: SQLAlchemy (async) over SQLite or PostgreSQL, migrated by Alembic.
+
+Every write is idempotent, because the services that make them get their records at least once: a message is
+accepted once per (sender HER-id, MsgId), reaches a receiver's mailbox once per (sender HER-id, MsgId, receiver
+HER-id), and gets at most one receipt. A notification is appended in the same transaction as the change it
+announces, so a change is announced exactly once whichever redelivery makes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from edi.adapters.sql import make_engine
+from edi.core.apprec import AppRecStatus
+from edi.events import StatusChange
+from edi.services.messaging import (
+    AppRecErrorInfo,
+    AppRecInfo,
+    MailboxEntry,
+    Notification,
+    NotificationKind,
+    ReceiverStatus,
+    TransportState,
+)
+from edi.services.store import tables as t
+from edi.services.store.tables import VERSION_TABLE
+
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+class ClaimOutcome(enum.Enum):
+    NEW = "new"  # first time this sender used this MsgId
+    SAME = "same"  # the same document again: a duplicate of the message it names
+    CONFLICT = "conflict"  # the MsgId was used before for other content
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedRecord:
+    message_id: UUID
+    sender_her_id: str
+    msg_id: str
+    sha256: str
+    message_type: str
+    is_apprec: bool
+    accepted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    message_id: UUID  # the new message's id, or the original's
+    published: bool  # the original is known to be on the bus
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDelivery:
+    message_id: UUID
+    receiver_her_id: str
+    sender_her_id: str
+    msg_id: str
+    message_type: str
+    is_apprec: bool
+    gen_date: datetime | None
+    received_at: datetime
+    delivered_at: datetime
+    document: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRow:
+    transport_state: TransportState
+    apprec_status: AppRecStatus | None = None
+    apprec_errors: tuple[AppRecErrorInfo, ...] = ()
+
+
+def next_status(current: StatusRow | None, change: StatusChange) -> StatusRow:
+    """Apply a change: a receiver's transport state leaves Unconfirmed once (to Acknowledged, Rejected or
+    Abandoned) and then stays, whatever order the changes come in; an AppRec's status and errors replace the
+    previous ones."""
+    state = TransportState(change.transport_state.value)
+    if current is not None and current.transport_state is not TransportState.UNCONFIRMED:
+        state = current.transport_state
+    if change.apprec_status is None:
+        return StatusRow(state, current.apprec_status if current else None, current.apprec_errors if current else ())
+    errors = tuple(AppRecErrorInfo(code=e.code, details=e.description) for e in change.apprec_errors)
+    return StatusRow(state, AppRecStatus(change.apprec_status), errors)
+
+
+class BackboneStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        dialect = engine.dialect.name
+        self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    @classmethod
+    async def open(cls, url: str) -> BackboneStore:
+        """Connect, creating and migrating the database on first use."""
+        store = cls(make_engine(url))
+        try:
+            await store.migrate()
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def migrate(self) -> None:
+        # Alembic keeps its running migration in module globals: two at once in one process would clash.
+        lock = _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with lock:
+            try:
+                async with self.engine.begin() as connection:
+                    await connection.run_sync(_upgrade)
+            except DBAPIError:
+                # Another process may have migrated the new database at the same moment; fine if it is now current.
+                async with self.engine.connect() as connection:
+                    if not await connection.run_sync(_is_current):
+                        raise
+
+    def _insert_new(self, table: sa.Table, **values: Any) -> Any:
+        """INSERT that does nothing when a row with the same key is there (its rowcount says which)."""
+        return self._insert(table).values(**values).on_conflict_do_nothing()
+
+    # --- accepted messages and duplicates -----------------------------------------------------------------------
+
+    async def claim(self, record: AcceptedRecord) -> Claim:
+        """Record a message about to be accepted, unless its sender used its MsgId before: then say whether it
+        is the same document (and the original's id) or other content."""
+        async with self.engine.begin() as connection:
+            inserted = await connection.execute(self._insert_new(
+                t.messages, message_id=record.message_id, sender_her_id=record.sender_her_id, msg_id=record.msg_id,
+                sha256=record.sha256, message_type=record.message_type, is_apprec=record.is_apprec,
+                accepted_at=record.accepted_at, published=False,
+            ))
+            if inserted.rowcount == 1:
+                return Claim(ClaimOutcome.NEW, record.message_id, published=False)
+            row = (await connection.execute(
+                sa.select(t.messages.c.message_id, t.messages.c.sha256, t.messages.c.published).where(
+                    t.messages.c.sender_her_id == record.sender_her_id, t.messages.c.msg_id == record.msg_id)
+            )).one()
+        outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
+        return Claim(outcome, row.message_id, row.published)
+
+    async def mark_published(self, message_id: UUID) -> None:
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                sa.update(t.messages).where(t.messages.c.message_id == message_id).values(published=True)
+            )
+
+    async def sender_of(self, message_id: UUID) -> str | None:
+        async with self.engine.connect() as connection:
+            return await _sender_of(connection, message_id)
+
+    async def find_message(self, sender_her_id: str, msg_id: str) -> UUID | None:
+        """The id of the message this sender sent with this MsgId (what an AppRec's OriginalMsgId names)."""
+        async with self.engine.connect() as connection:
+            found: UUID | None = (await connection.execute(sa.select(t.messages.c.message_id).where(
+                t.messages.c.sender_her_id == sender_her_id, t.messages.c.msg_id == msg_id,
+            ))).scalar_one_or_none()
+            return found
+
+    # --- mailbox ------------------------------------------------------------------------------------------------
+
+    async def deliver(self, delivery: StoredDelivery) -> bool:
+        """Put a message in a receiver's mailbox and announce it; False when it is there already."""
+        async with self.engine.begin() as connection:
+            inserted = await connection.execute(self._insert_new(
+                t.mailbox, message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
+                sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
+                is_apprec=delivery.is_apprec, gen_date=delivery.gen_date, received_at=delivery.received_at,
+                delivered_at=delivery.delivered_at, document=delivery.document,
+            ))
+            if inserted.rowcount != 1:
+                return False
+            await self._notify(connection, NotificationKind.NEW_MESSAGE, delivery.receiver_her_id,
+                               delivery.message_id, delivery.sender_her_id, delivery.delivered_at)
+            return True
+
+    async def unread(
+        self, receiver_her_ids: Sequence[str], *, sender_her_id: str | None = None, msg_id: str | None = None,
+        limit: int = 10, newest_first: bool = False,
+    ) -> list[MailboxEntry]:
+        m = t.mailbox.c
+        order = sa.func.coalesce(m.gen_date, m.received_at)
+        query = (
+            sa.select(*_ENTRY_COLUMNS)
+            .where(m.receiver_her_id.in_(list(receiver_her_ids)), m.read_at.is_(None), m.abandoned_at.is_(None))
+            .order_by(order.desc() if newest_first else order, m.delivered_at, m.message_id)
+            .limit(limit)
+        )
+        if sender_her_id is not None:
+            query = query.where(m.sender_her_id == sender_her_id)
+        if msg_id is not None:
+            query = query.where(m.msg_id == msg_id)
+        async with self.engine.connect() as connection:
+            return [_entry(row) for row in await connection.execute(query)]
+
+    async def entries(self, message_id: UUID) -> list[MailboxEntry]:
+        query = sa.select(*_ENTRY_COLUMNS).where(t.mailbox.c.message_id == message_id).order_by(
+            t.mailbox.c.receiver_her_id)
+        async with self.engine.connect() as connection:
+            return [_entry(row) for row in await connection.execute(query)]
+
+    async def document(self, message_id: UUID, receiver_her_id: str) -> bytes | None:
+        m = t.mailbox.c
+        async with self.engine.connect() as connection:
+            found: bytes | None = (await connection.execute(sa.select(m.document).where(
+                m.message_id == message_id, m.receiver_her_id == receiver_her_id))).scalar_one_or_none()
+            return found
+
+    async def mark_read(self, message_id: UUID, receiver_her_id: str, at: datetime) -> bool | None:
+        """True when this marked the message read, False when it already was read (or abandoned), None when the
+        receiver has no such message."""
+        m = t.mailbox.c
+        async with self.engine.begin() as connection:
+            updated = await connection.execute(sa.update(t.mailbox).where(
+                m.message_id == message_id, m.receiver_her_id == receiver_her_id, m.read_at.is_(None),
+                m.abandoned_at.is_(None),
+            ).values(read_at=at))
+            if updated.rowcount == 1:
+                return True
+            exists = (await connection.execute(sa.select(sa.literal(1)).where(
+                m.message_id == message_id, m.receiver_her_id == receiver_her_id))).first()
+            return False if exists else None
+
+    async def expired_unread(self, received_before: datetime, limit: int) -> list[tuple[UUID, str]]:
+        """Unread messages that arrived before the given moment: their time to live has run out."""
+        m = t.mailbox.c
+        query = sa.select(m.message_id, m.receiver_her_id).where(
+            m.read_at.is_(None), m.abandoned_at.is_(None), m.received_at < received_before,
+        ).order_by(m.received_at).limit(limit)
+        async with self.engine.connect() as connection:
+            return [(row.message_id, row.receiver_her_id) for row in await connection.execute(query)]
+
+    async def mark_abandoned(self, message_id: UUID, receiver_her_id: str, at: datetime) -> bool:
+        m = t.mailbox.c
+        async with self.engine.begin() as connection:
+            updated = await connection.execute(sa.update(t.mailbox).where(
+                m.message_id == message_id, m.receiver_her_id == receiver_her_id, m.read_at.is_(None),
+                m.abandoned_at.is_(None),
+            ).values(abandoned_at=at))
+            return updated.rowcount == 1
+
+    # --- status -------------------------------------------------------------------------------------------------
+
+    async def apply_status(self, change: StatusChange) -> None:
+        """Record a receiver's status change and tell the sender what changed."""
+        s = t.receiver_status.c
+        async with self.engine.begin() as connection:
+            row = (await connection.execute(sa.select(t.receiver_status).where(
+                s.message_id == change.message_id, s.receiver_her_id == change.receiver_her_id))).first()
+            current = None if row is None else _status_row(row)
+            after = next_status(current, change)
+            if after == current:
+                return
+            values = {
+                "transport_state": after.transport_state.value,
+                "apprec_status": None if after.apprec_status is None else after.apprec_status.value,
+                "apprec_errors": [e.model_dump(mode="json") for e in after.apprec_errors] or None,
+                "updated_at": change.at,
+            }
+            if current is None:
+                await connection.execute(sa.insert(t.receiver_status).values(
+                    message_id=change.message_id, receiver_her_id=change.receiver_her_id, **values))
+            else:
+                await connection.execute(sa.update(t.receiver_status).where(
+                    s.message_id == change.message_id, s.receiver_her_id == change.receiver_her_id).values(**values))
+            sender = await _sender_of(connection, change.message_id)
+            if sender is None:
+                return  # nobody to tell (a message the backbone never accepted)
+            previous_state = None if current is None else current.transport_state
+            if after.transport_state is not TransportState.UNCONFIRMED and after.transport_state != previous_state:
+                await self._notify(connection, NotificationKind.MESSAGE_SENT_STATE_UPDATED, sender,
+                                   change.message_id, change.receiver_her_id, change.at)
+            if change.apprec_status is not None:
+                await self._notify(connection, NotificationKind.MESSAGE_APPREC_INFO_UPDATED, sender,
+                                   change.message_id, change.receiver_her_id, change.at)
+
+    async def status(self, message_id: UUID) -> list[ReceiverStatus]:
+        return [
+            ReceiverStatus(receiver_her_id=receiver, transport_state=row.transport_state,
+                           apprec_status=row.apprec_status)
+            for receiver, row in await self._statuses(message_id)
+        ]
+
+    async def apprec_info(self, message_id: UUID) -> list[AppRecInfo]:
+        return [
+            AppRecInfo(receiver_her_id=receiver, apprec_status=row.apprec_status, errors=row.apprec_errors)
+            for receiver, row in await self._statuses(message_id)
+        ]
+
+    async def _statuses(self, message_id: UUID) -> list[tuple[str, StatusRow]]:
+        s = t.receiver_status.c
+        query = sa.select(t.receiver_status).where(s.message_id == message_id).order_by(s.receiver_her_id)
+        async with self.engine.connect() as connection:
+            return [(row.receiver_her_id, _status_row(row)) for row in await connection.execute(query)]
+
+    # --- receipts -----------------------------------------------------------------------------------------------
+
+    async def record_receipt(self, message_id: UUID, apprec_message_id: UUID, at: datetime) -> bool:
+        """Note the negative AppRec made for a refused message; the first time, and if the backbone had accepted
+        the message, tell its sender it was refused. False when it was noted before."""
+        async with self.engine.begin() as connection:
+            inserted = await connection.execute(self._insert_new(
+                t.receipts, message_id=message_id, apprec_message_id=apprec_message_id, created_at=at))
+            if inserted.rowcount != 1:
+                return False
+            sender = await _sender_of(connection, message_id)
+            if sender is not None:
+                await self._notify(connection, NotificationKind.REFUSED_MESSAGE, sender, message_id, None, at)
+            return True
+
+    async def is_receipt(self, message_id: UUID) -> bool:
+        """Whether the message is a negative AppRec the backbone made itself (not a receiver's answer)."""
+        async with self.engine.connect() as connection:
+            return (await connection.execute(sa.select(sa.literal(1)).where(
+                t.receipts.c.apprec_message_id == message_id))).first() is not None
+
+    # --- notifications ------------------------------------------------------------------------------------------
+
+    async def _notify(
+        self, connection: AsyncConnection, kind: NotificationKind, her_id: str, message_id: UUID,
+        counterpart_her_id: str | None, at: datetime,
+    ) -> None:
+        await connection.execute(sa.insert(t.notifications).values(
+            kind=kind.value, her_id=her_id, message_id=message_id, counterpart_her_id=counterpart_her_id, at=at))
+
+    async def notifications(self, her_ids: Sequence[str], *, after: int = 0, limit: int = 100) -> list[Notification]:
+        n = t.notifications.c
+        query = sa.select(t.notifications).where(n.her_id.in_(list(her_ids)), n.offset > after).order_by(
+            n.offset).limit(limit)
+        async with self.engine.connect() as connection:
+            return [
+                Notification(offset=row.offset, kind=NotificationKind(row.kind), her_id=row.her_id,
+                             message_id=row.message_id, counterpart_her_id=row.counterpart_her_id, at=row.at)
+                for row in await connection.execute(query)
+            ]
+
+    # --- relay positions ----------------------------------------------------------------------------------------
+
+    async def relay_position(self, name: str) -> int:
+        async with self.engine.connect() as connection:
+            position: int | None = (await connection.execute(sa.select(t.relay_positions.c.position).where(
+                t.relay_positions.c.name == name))).scalar_one_or_none()
+            return position or 0
+
+    async def set_relay_position(self, name: str, position: int) -> None:
+        async with self.engine.begin() as connection:
+            statement = self._insert(t.relay_positions).values(name=name, position=position)
+            await connection.execute(statement.on_conflict_do_update(
+                index_elements=[t.relay_positions.c.name], set_={"position": position}))
+
+
+_ENTRY_COLUMNS = (
+    t.mailbox.c.message_id, t.mailbox.c.receiver_her_id, t.mailbox.c.sender_her_id, t.mailbox.c.msg_id,
+    t.mailbox.c.gen_date, t.mailbox.c.is_apprec, t.mailbox.c.received_at, t.mailbox.c.read_at,
+)
+
+
+def _entry(row: Any) -> MailboxEntry:
+    return MailboxEntry(
+        message_id=row.message_id, receiver_her_id=row.receiver_her_id, sender_her_id=row.sender_her_id,
+        msg_id=row.msg_id, gen_date=row.gen_date, is_apprec=row.is_apprec, received_at=row.received_at,
+        read=row.read_at is not None,
+    )
+
+
+def _status_row(row: sa.Row[Any]) -> StatusRow:
+    return StatusRow(
+        TransportState(row.transport_state),
+        None if row.apprec_status is None else AppRecStatus(row.apprec_status),
+        tuple(AppRecErrorInfo.model_validate(e) for e in row.apprec_errors or ()),
+    )
+
+
+async def _sender_of(connection: AsyncConnection, message_id: UUID) -> str | None:
+    sender: str | None = (await connection.execute(sa.select(t.messages.c.sender_her_id).where(
+        t.messages.c.message_id == message_id))).scalar_one_or_none()
+    return sender
+
+
+def _alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "edi.services.store:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def _is_current(connection: sa.Connection) -> bool:
+    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision() == head
+
+
+def _upgrade(connection: sa.Connection) -> None:
+    if not _is_current(connection):
+        command.upgrade(_alembic_config(connection), "head")

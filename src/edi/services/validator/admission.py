@@ -1,0 +1,110 @@
+"""Whether a validated document may enter the backbone, and as what: the one admission rule that both ingress
+paths (the gateway's `submit` and the validator service on edi.inbound) apply to the core's report.
+
+A document is admitted when the core finds no error, it has a routing header with a sender HER-id, a MsgId
+and at least one receiver HER-id. A part whose schema is not installed (verdict None) is admitted with its
+warning unless the deployment requires every schema (EDI_REQUIRE_SCHEMAS=true): then it is refused with T10.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from edi.core.errors import AppRecCode, Code, Severity
+from edi.core.header import RoutingHeader
+from edi.core.problems import Problem, problem
+from edi.core.validation import ValidationReport
+from edi.services.messaging import RefusalKind
+
+# Ids derived from content (the validator's message ids, the receipts' AppRec ids) live in this namespace.
+BACKBONE_NAMESPACE = uuid.UUID("5b0c7a1e-2f4d-4c1b-9a53-6f1e0d7c2b90")
+DUPLICATE_MSGID = "EDI-DUP-001"
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    header: RoutingHeader
+    sender_her_id: str
+    msg_id: str
+    receiver_her_ids: tuple[str, ...]  # receiver first, then copy receivers
+    message_type: str  # the message function (code system 8279), "" when the document gives none
+    is_apprec: bool
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    kind: RefusalKind
+    problems: tuple[Problem, ...]  # at least one, each an error
+
+    @property
+    def apprec_code(self) -> str:
+        return self.problems[0].apprec_code.value
+
+    @property
+    def message(self) -> str:
+        return "; ".join(p.message for p in self.problems)
+
+
+def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refusal:
+    if report.valid is False:
+        return Refusal(RefusalKind.INVALID_DOCUMENT, tuple(report.errors))
+    header = report.header
+    if header is None:
+        return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.NO_ROUTING_HEADER))
+    if report.valid is None and require_schemas:
+        return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.SCHEMA_NOT_INSTALLED))
+    if not header.sender_her_id:
+        # Nobody could be answered: no AppRec, no status, no duplicate check.
+        return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.SENDER_HERID_MISSING)
+                       or (_error(problem(Code.SENDER_HERID_MISSING)),))
+    if not header.msg_id:  # the core reports this as an error already; kept so the types say it
+        return Refusal(RefusalKind.INVALID_DOCUMENT, (_error(problem(Code.MSGID_MISSING)),))
+    if not header.receiver_her_ids:
+        missing = _as_errors(report, Code.RECEIVER_HERID_MISSING) or (
+            _error(problem(Code.RECEIVER_HERID_MISSING, role="receiver", role_nb="Mottaker")),)
+        return Refusal(RefusalKind.NO_RECEIVERS, missing)
+    return Admitted(
+        header=header, sender_her_id=header.sender_her_id, msg_id=header.msg_id,
+        receiver_her_ids=tuple(header.receiver_her_ids), message_type=type_code(header), is_apprec=is_apprec(header),
+        warnings=tuple(report.warnings),
+    )
+
+
+def is_apprec(header: RoutingHeader) -> bool:
+    return header.standard == "AppRec" or (header.message_type is not None and header.message_type.code == "APPREC")
+
+
+def type_code(header: RoutingHeader) -> str:
+    return (header.message_type.code if header.message_type else None) or ""
+
+
+def duplicate_msgid(sender_her_id: str, msg_id: str) -> Problem:
+    """The refusal of a MsgId this sender already used for a different document."""
+    return Problem(
+        code=DUPLICATE_MSGID, apprec_code=AppRecCode.E10, severity=Severity.ERROR,
+        message=f"MsgId {msg_id} was already used by sender {sender_her_id} for a different document; a "
+        "resubmission must be byte for byte the same, and a new message needs a new MsgId.",
+        message_nb=f"MsgId {msg_id} er allerede brukt av avsender {sender_her_id} for et annet dokument; en "
+        "ny innsending må være helt lik, og en ny melding trenger en ny MsgId.",
+    )
+
+
+def sha256_of(document: bytes) -> str:
+    return hashlib.sha256(document).hexdigest()
+
+
+def content_message_id(document: bytes) -> uuid.UUID:
+    """A message id that is the same every time the same bytes come in, so that a record delivered twice to
+    the validator is one message, not two."""
+    return uuid.uuid5(BACKBONE_NAMESPACE, sha256_of(document))
+
+
+def _as_errors(report: ValidationReport, code: Code) -> tuple[Problem, ...]:
+    return tuple(_error(p) for p in report.problems if p.code == code.value)
+
+
+def _error(found: Problem) -> Problem:
+    return found if found.is_error else found.model_copy(update={"severity": Severity.ERROR})
