@@ -13,7 +13,6 @@ from edi.adapters.blobs import (
     BlobStore,
     IntegrityError,
     InvalidUpload,
-    UploadedPart,
 )
 from tests.blobs.conftest import Tamper, random_bytes, read_all, sha256, stream
 
@@ -103,7 +102,7 @@ async def test_multipart_upload_is_invisible_until_complete(store: BlobStore) ->
     assert (part1.part_number, part1.size, part2.size) == (1, MIN_PART_SIZE, 1000)
     with pytest.raises(BlobNotFound):
         await store.head("mp")
-    info = await store.complete_multipart("mp", upload, [part2, part1])  # any order: joined by number
+    info = await store.complete_multipart("mp", upload, {2: part2.etag, 1: part1.etag})  # joined by number
     assert (info.size, info.sha256, info.content_type) == (len(first + second), sha256(first + second),
                                                            "application/pdf")
     head = await store.head("mp")
@@ -116,14 +115,16 @@ async def test_multipart_completion_checks_its_parts(store: BlobStore) -> None:
     small = await store.upload_part("mp", upload, 1, stream(b"too small to be followed"))
     last = await store.upload_part("mp", upload, 2, stream(b"end"))
     with pytest.raises(InvalidUpload):
-        await store.complete_multipart("mp", upload, [small, last])
+        await store.complete_multipart("mp", upload, {1: small.etag, 2: last.etag})
     with pytest.raises(InvalidUpload):
-        await store.complete_multipart("mp", upload, [UploadedPart(1, '"' + "0" * 64 + '"', 3)])
+        await store.complete_multipart("mp", upload, {1: '"' + "0" * 64 + '"'})
+    with pytest.raises(InvalidUpload):
+        await store.complete_multipart("mp", upload, {1: "../../escape"})
     with pytest.raises(InvalidUpload):
         await store.upload_part("mp", upload, 0, stream(b"x"))
     with pytest.raises(BlobNotFound):
         await store.head("mp")
-    assert (await store.complete_multipart("mp", upload, [last])).size == 3  # a lone part may be small
+    assert (await store.complete_multipart("mp", upload, {2: last.etag})).size == 3  # a lone part may be small
 
 
 async def test_an_aborted_upload_leaves_nothing(store: BlobStore) -> None:

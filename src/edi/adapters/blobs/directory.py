@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -124,7 +124,7 @@ class DirectoryBlobStore:
             partial.unlink(missing_ok=True)
         return UploadedPart(part_number, etag, size)
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> BlobInfo:
+    async def complete_multipart(self, key: str, upload_id: str, parts: Mapping[int, str]) -> BlobInfo:
         upload_dir = await asyncio.to_thread(self._upload_dir, key, upload_id)
         upload = json.loads(await asyncio.to_thread((upload_dir / _UPLOAD).read_text))
         files = await asyncio.to_thread(_chosen_parts, upload_dir, parts)
@@ -287,25 +287,23 @@ def _replace_part(upload_dir: Path, partial: Path, prefix: str, etag: str) -> No
             earlier.unlink(missing_ok=True)
 
 
-def _chosen_parts(upload_dir: Path, parts: Sequence[UploadedPart]) -> list[Path]:
+def _chosen_parts(upload_dir: Path, parts: Mapping[int, str]) -> list[Path]:
     """The files of the parts named for completion, in part-number order, checked as S3 checks them."""
     if not parts:
         raise InvalidUpload("a multipart upload needs at least one part to complete")
-    ordered = sorted(parts, key=lambda part: part.part_number)
+    numbers = sorted(parts)
     files: list[Path] = []
-    for position, part in enumerate(ordered):
-        if position and part.part_number == ordered[position - 1].part_number:
-            raise InvalidUpload(f"part {part.part_number} is named twice")
-        etag = part.etag.strip('"')  # S3 quotes its ETags; clients pass them back either way
-        path = upload_dir / f"part-{check_part_number(part.part_number):05d}-{etag}"
+    for position, number in enumerate(numbers):
+        etag = parts[number].strip('"')  # S3 quotes its ETags; clients pass them back either way
+        path = upload_dir / f"part-{check_part_number(number):05d}-{etag}"
         try:
             if not _ETAG.fullmatch(etag):
                 raise FileNotFoundError(path)  # not one of ours, and never a path to follow
             size = path.stat().st_size
         except FileNotFoundError:
-            raise InvalidUpload(f"part {part.part_number} with ETag {part.etag} was not uploaded") from None
-        if position < len(ordered) - 1 and size < MIN_PART_SIZE:
-            raise InvalidUpload(f"part {part.part_number} is {size} bytes; every part but the last must be at "
-                                f"least {MIN_PART_SIZE} bytes")
+            raise InvalidUpload(f"part {number} with ETag {parts[number]} was not uploaded") from None
+        if position < len(numbers) - 1 and size < MIN_PART_SIZE:
+            raise InvalidUpload(f"part {number} is {size} bytes; every part but the last must be at least "
+                                f"{MIN_PART_SIZE} bytes")
         files.append(path)
     return files

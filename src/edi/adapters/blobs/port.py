@@ -19,7 +19,7 @@ S3-compatible object storage (`s3.py`: AWS S3, MinIO, Ceph). What both guarantee
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -135,8 +135,9 @@ class BlobStore(Protocol):
         """Store one part (uploading the same number again replaces it)."""
         ...
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> BlobInfo:
-        """Join the named parts, in part-number order, into the object, which becomes visible now."""
+    async def complete_multipart(self, key: str, upload_id: str, parts: Mapping[int, str]) -> BlobInfo:
+        """Join the parts named by number and ETag, in part-number order, into the object, which becomes visible
+        now."""
         ...
 
     async def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -25,7 +25,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Literal
@@ -138,12 +138,13 @@ class S3BlobStore:
         with _errors(key):
             upload_id = (await self._client.create_multipart_upload(Bucket=self.bucket, Key=staging))["UploadId"]
         try:
-            uploaded: list[UploadedPart] = []
+            uploaded: dict[int, str] = {}
             size = 0
             async for part in _prepend((first, second), parts):
                 if uploaded:
                     await asyncio.to_thread(hasher.update, part)
-                uploaded.append(await self._send_part(key, staging, upload_id, len(uploaded) + 1, part, len(part)))
+                number = len(uploaded) + 1
+                uploaded[number] = (await self._send_part(key, staging, upload_id, number, part, len(part))).etag
                 size += len(part)
             await self._complete(key, staging, upload_id, uploaded)
         except BaseException:
@@ -219,12 +220,14 @@ class S3BlobStore:
             spool.seek(0)
             return await self._send_part(key, staging, s3_upload_id, part_number, spool, size)
 
-    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> BlobInfo:
+    async def complete_multipart(self, key: str, upload_id: str, parts: Mapping[int, str]) -> BlobInfo:
         check_key(key)
         staging, s3_upload_id = self._split(upload_id)
         if not parts:
             raise InvalidUpload("a multipart upload needs at least one part to complete")
-        await self._complete(key, staging, s3_upload_id, sorted(parts, key=lambda part: part.part_number))
+        for number in parts:
+            check_part_number(number)
+        await self._complete(key, staging, s3_upload_id, parts)
         try:
             with _errors(key):
                 response = await self._client.head_object(Bucket=self.bucket, Key=staging)
@@ -303,11 +306,11 @@ class S3BlobStore:
             )
         return UploadedPart(part_number, response["ETag"], size)
 
-    async def _complete(self, key: str, staging: str, upload_id: str, parts: Sequence[UploadedPart]) -> None:
+    async def _complete(self, key: str, staging: str, upload_id: str, parts: Mapping[int, str]) -> None:
         with _errors(key):
             await self._client.complete_multipart_upload(
                 Bucket=self.bucket, Key=staging, UploadId=upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": p.part_number, "ETag": p.etag} for p in parts]},
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": parts[n]} for n in sorted(parts)]},
             )
 
     async def _publish(self, staging: str, info: BlobInfo) -> None:
