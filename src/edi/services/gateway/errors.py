@@ -135,5 +135,10 @@ def install_error_handlers(
 
 def _describe(error: Mapping[str, Any]) -> str:
     """One pydantic error as `where: what`, without the input (it may be part of a health document)."""
-    location = ".".join(str(part) for part in error.get("loc", ()) if part != "body" or len(error["loc"]) == 1)
-    return f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid"))
+    location = [str(part) for part in error.get("loc", ())]
+    message = str(error.get("msg", "invalid"))
+    if error.get("type") == "json_invalid":
+        return f"body: {message} at position {location[-1]}" if len(location) > 1 else f"body: {message}"
+    if len(location) > 1 and location[0] == "body":
+        location = location[1:]  # body.businessDocument reads better as businessDocument
+    return f"{'.'.join(location)}: {message}" if location else message
