@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from edi.cli.errors import errors
+from edi.cli.inbox import inbox
+from edi.cli.run import run
+from edi.cli.send import send
+from edi.cli.up import up
 from edi.cli.validate import validate
 
 app = typer.Typer(
@@ -15,6 +19,10 @@ app = typer.Typer(
 )
 app.command()(validate)
 app.command()(errors)
+app.command()(run)
+app.command()(up)
+app.command()(send)
+app.command()(inbox)
 
 
 @app.callback()

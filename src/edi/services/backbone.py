@@ -26,7 +26,9 @@ from edi.core.validation import Validator
 from edi.events import AcceptedMessage, Source, StatusChange, TransportState, default_codec
 from edi.events.headers import Correlation, new_traceparent
 from edi.schemas.topics import ACCEPTED, ALL_TOPICS, STATUS
+from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import (
+    AppRecErrorInfo,
     AppRecInfo,
     MailboxEntry,
     Notification,
@@ -36,6 +38,7 @@ from edi.services.messaging import (
     Submitted,
 )
 from edi.services.receipts.answer import FALLBACK, apprec_version
+from edi.services.receipts.service import receipt_id
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome
 from edi.services.validator.admission import Refusal, admit, duplicate_msgid, sha256_of
@@ -209,6 +212,14 @@ class Backbone:
 
     async def sender_of(self, message_id: UUID) -> str | None:
         return await self._store.sender_of(message_id)
+
+    async def refusal(self, message_id: UUID) -> list[AppRecErrorInfo]:
+        """Why the backbone refused receivers of a message it had accepted: the errors of the negative AppRec it
+        sent the sender (empty when there is none in the sender's mailbox)."""
+        sender = await self._store.sender_of(message_id)
+        document = None if sender is None else await self._store.document(receipt_id(message_id), sender)
+        answer = None if document is None else read_delivered(document).answer
+        return [] if answer is None else [AppRecErrorInfo(code=e.code, details=e.description) for e in answer.errors]
 
     async def notifications(self, her_ids: Sequence[str], *, after: int = 0, limit: int = 100) -> list[Notification]:
         return await self._store.notifications(her_ids, after=after, limit=limit)

@@ -13,6 +13,7 @@ import asyncio
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,16 @@ from edi.settings import ValidationSettings
 
 log = structlog.get_logger(__name__)
 
-SERVICES = ("validator", "router", "mailbox", "status", "receipts", "registry-relay")
+class ServiceName(StrEnum):
+    VALIDATOR = "validator"
+    ROUTER = "router"
+    MAILBOX = "mailbox"
+    STATUS = "status"
+    RECEIPTS = "receipts"
+    REGISTRY_RELAY = "registry-relay"
+
+
+SERVICES = tuple(name.value for name in ServiceName)
 
 # A part of a process: runs until `stop` is set.
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -52,6 +62,8 @@ class Parts:
         self._store: BackboneStore | None = None
         self._validator: Validator | None = None
         self._feed: RegistryFeed | None = None
+        self._registry: RegistryStore | None = None
+        self.relay: RegistryRelay | None = None  # set when this process runs the registry relay
         self.components: list[tuple[str, Component]] = []
 
     async def bus(self) -> Bus:
@@ -81,9 +93,10 @@ class Parts:
         return self._feed
 
     async def registry(self, settings: RegistryRelaySettings) -> RegistryStore:
-        registry = await RegistryStore.open(settings.registry_settings().database_url)
-        self._stack.push_async_callback(registry.close)
-        return registry
+        if self._registry is None:
+            self._registry = await RegistryStore.open(settings.registry_settings().database_url)
+            self._stack.push_async_callback(self._registry.close)
+        return self._registry
 
     async def add_service(self, service: Service, settings: ServiceSettings) -> None:
         bus = await self.bus()
@@ -118,9 +131,9 @@ async def add(parts: Parts, name: str) -> None:
     elif name == "registry-relay":
         relay_settings = RegistryRelaySettings(**o)
         registry = await parts.registry(relay_settings)
-        relay = RegistryRelay(registry, await parts.store(), await parts.bus(), relay_settings)
-        await relay.catch_up()  # before the views of this process read edi.registry
-        parts.components.append(("registry-relay", relay.run))
+        parts.relay = RegistryRelay(registry, await parts.store(), await parts.bus(), relay_settings)
+        await parts.relay.catch_up()  # before the views of this process read edi.registry
+        parts.components.append(("registry-relay", parts.relay.run))
     else:
         raise ValueError(f"unknown service {name!r}; the services are: {', '.join(SERVICES)}")
 

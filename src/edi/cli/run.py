@@ -1,0 +1,29 @@
+"""`edi run`: one or more of the backbone's services in this process, for deployments that run each on its own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edi.observability.logging import configure_logging
+from edi.services import host
+from edi.services.host import ServiceName
+
+
+def run(
+    services: Annotated[list[ServiceName], typer.Argument(help="The services to run in this process.")],
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="The data directory (default EDI_DATA_DIR, else ./.edi-data).")] = None,
+) -> None:
+    """Run backbone services until SIGTERM or Ctrl-C: validator, router, mailbox, status, receipts,
+    registry-relay. Logs are JSON lines on stderr (EDI_LOG_FORMAT=console for people)."""
+    names = [service.value for service in services]
+    configure_logging(
+        format="console" if os.environ.get("EDI_LOG_FORMAT") == "console" else "json",
+        level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="+".join(names),
+    )
+    asyncio.run(host.serve(names, data_dir=data_dir))
