@@ -110,7 +110,8 @@ class InMemoryMessaging:
         if original_id is None:
             return
         original = self._messages[original_id]
-        status = AppRecStatus(header.apprec_status.code) if header.apprec_status else None
+        code = header.apprec_status.code if header.apprec_status else None
+        status = AppRecStatus(code) if code else None
         original.apprecs[apprec_sender] = AppRecInfo(receiver_her_id=apprec_sender, apprec_status=status, errors=errors)
         self._notify(NotificationKind.MESSAGE_APPREC_INFO_UPDATED, original.header.sender_her_id or "", original_id,
                      apprec_sender)
