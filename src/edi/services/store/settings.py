@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edi.adapters.bus import Bus
 from edi.services.runtime import ServiceSettings
+from edi.services.store.namespace import NamespacedBus
 
 DEFAULT_DATA_DIR = Path(".edi-data")  # the registry's default too (EDI_DATA_DIR)
 
@@ -30,6 +32,14 @@ class StoreSettings(BaseSettings):
 class BackboneSettings(ServiceSettings, StoreSettings):
     """What every backbone process shares: the bus, the runtime's knobs and the store. Each service's settings
     class adds its own."""
+
+    # A prefix for every topic and consumer group, so several installations can share one Kafka cluster
+    # (receivers' own topics get it too); empty: the plain names of edi.schemas.topics.
+    bus_namespace: str = ""
+
+    def open_bus(self) -> Bus:
+        bus = super().open_bus()
+        return NamespacedBus(bus, self.bus_namespace) if self.bus_namespace else bus
 
     @model_validator(mode="after")
     def _bus_in_data_dir(self) -> BackboneSettings:
