@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from edi.auth.dev import DevIssuer
 from edi.services.gateway.app import create_app
 from tests.gateway.conftest import API_HEADERS, Caller, dev_settings
 from tests.gateway.contract import check_response
@@ -146,8 +147,6 @@ async def test_unknown_paths_and_methods_answer_in_the_error_shape(caller: Calle
 async def test_oversize_documents_point_to_the_attachment_service(tmp_path: Path, messaging: InMemoryMessaging) -> None:
     settings = dev_settings(tmp_path, max_message_bytes=20_000)
     app = create_app(messaging, settings)
-    from edi.auth.dev import DevIssuer
-
     token = DevIssuer.load_or_create(tmp_path).issue([SENDER], audience="nhn:msh", scope="nhn:msh/api")
     headers = {**API_HEADERS, "Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://g", headers=headers) as http:
@@ -210,3 +209,22 @@ async def test_apprec_rules(caller: Caller) -> None:
 async def test_the_sender_must_be_held(caller: Caller) -> None:
     response = await caller(OTHER).post("/Messages", json=post_body(dialogmelding(SENDER, RECEIVER)))
     assert_error(response, 403, 1201, str(SENDER))
+
+
+class Failing(InMemoryMessaging):
+    async def unread(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the store is down (and this text must not reach the caller)")
+
+
+async def test_an_unexpected_failure_is_a_500_in_the_error_shape(tmp_path: Path, validator: Any) -> None:
+    app = create_app(Failing(validator), dev_settings(tmp_path))
+    token = DevIssuer.load_or_create(tmp_path).issue([RECEIVER], audience="nhn:msh", scope="nhn:msh/api")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    headers = {**API_HEADERS, "Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://g", headers=headers) as http:
+        response = await http.get("/Messages", params={"ReceiverHerIds": RECEIVER})
+    assert response.status_code == 500
+    body = response.json()
+    assert (body["error"], body["errorCode"], body["stackTrace"]) == ("An unknown error occurred", 0, None)
+    assert body["requestId"] == response.headers["x-request-id"]
+    check_response(response)

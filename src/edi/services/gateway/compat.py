@@ -2,7 +2,8 @@
 every request, and the request size limit.
 
 - Paths and query parameter names are matched without regard to case (`/messages?receiverherids=1` works, as
-  clients written for NHN's v3 documentation expect), and `text/json` bodies are read as JSON.
+  clients written for NHN's v3 documentation expect), a trailing slash is ignored, and `text/json` bodies are
+  read as JSON.
 - Every request gets an id, returned in `X-Request-Id` and in every ErrorMessage's `requestId`.
 - A body larger than the limit is refused while it is read, so an oversize upload is not held in memory.
 """
@@ -36,9 +37,11 @@ class ContractCompatibility:
             await self.app(scope, receive, send)
             return
         request_id = str(uuid.uuid4())
+        # In the caller's scope itself, so that the outermost error handler (a 500) finds it too.
+        scope.setdefault("state", {})["request_id"] = request_id
         scope = dict(scope)
-        scope["state"] = {**scope.get("state", {}), "request_id": request_id}
-        scope["path"] = "/".join(_SEGMENTS.get(part.lower(), part) for part in scope["path"].split("/"))
+        path = scope["path"].rstrip("/") or "/"  # ASP.NET ignores a trailing slash; Starlette would redirect
+        scope["path"] = "/".join(_SEGMENTS.get(part.lower(), part) for part in path.split("/"))
         scope["query_string"] = _canonical_query(scope["query_string"])
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         declared = 0

@@ -130,7 +130,10 @@ def install_error_handlers(
         frames = traceback.extract_tb(exc.__traceback__)
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
         log.error("unexpected error", request_id=request_id(request), error_type=type(exc).__name__, where=where)
-        return error_response(request, ApiError(500, "An unknown error occurred"))
+        # Sent from outside the request-id layer, so the header is set here.
+        return error_response(request, ApiError(500, "An unknown error occurred", headers={
+            "X-Request-Id": request_id(request),
+        }))
 
 
 def _describe(error: Mapping[str, Any]) -> str:

@@ -44,6 +44,8 @@ MAX_HER_ID = 2**31 - 1
 _UTF8_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[^\n>]*\sencoding\s*=\s*[\"']utf-8[\"']", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"[\t\n\r ]+")
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
+_ERROR_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}")
+_NOT_XML_TEXT = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # XML 1.0's Char
 
 _STATUS_CODES = {  # the contract's AppRecStatus names and the core's code system 8220
     AppRecStatus.OK: apprec.AppRecStatus.OK,
@@ -309,8 +311,11 @@ def _apprec(body: PostAppRecRequest) -> tuple[apprec.AppRecStatus, list[apprec.A
     errors: list[apprec.AppRecError] = []
     for index, error in enumerate(body.app_rec_error_list or ()):
         code = (error.error_code or "").strip()
-        if not code:
-            raise invalid(f"appRecErrorList.{index}.errorCode: an error code (code list 8221) is required")
+        if not _ERROR_CODE.fullmatch(code):
+            raise invalid(f"appRecErrorList.{index}.errorCode: an error code (code list 8221, such as E10) is required")
+        for name in ("details", "description", "oid"):
+            if _NOT_XML_TEXT.search(getattr(error, name) or ""):
+                raise invalid(f"appRecErrorList.{index}.{name}: holds characters an XML document cannot carry")
         text = error.details or error.description or APPREC_CODE_TEXT.get(code, code)
         errors.append(apprec.AppRecError(code=code, description=text, system=error.oid or apprec.ERROR_CODE_SYSTEM))
     if status is apprec.AppRecStatus.OK and errors:
