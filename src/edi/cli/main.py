@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from edi.cli.dev import app as dev
 from edi.cli.errors import errors
 from edi.cli.inbox import inbox
 from edi.cli.run import run
@@ -23,6 +24,7 @@ app.command()(run)
 app.command()(up)
 app.command()(send)
 app.command()(inbox)
+app.add_typer(dev)
 
 
 @app.callback()

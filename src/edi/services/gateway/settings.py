@@ -17,19 +17,25 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class GatewaySettings(BaseSettings):
+class TokenSettings(BaseSettings):
+    """What an access token for this API must say, and where the dev issuer keeps its key: shared by the gateway
+    and `edi dev token`."""
+
     model_config = SettingsConfigDict(env_prefix="EDI_", extra="ignore")
 
+    data_dir: Path = Path(".edi-data")  # holds the dev issuer's signing key (development only)
+    auth_audience: str = "nhn:msh"
+    auth_scope: str = "nhn:msh/api"
+
+
+class GatewaySettings(TokenSettings):
     # Production unless the deployment says otherwise: only a development deployment trusts the local dev issuer
     # and plain Bearer tokens, so authentication cannot be relaxed by forgetting a setting.
     environment: Environment = Environment.PRODUCTION
-    data_dir: Path = Path(".edi-data")  # holds the dev issuer's signing key (development only)
 
     auth_issuer: str | None = None  # the trusted token issuer, e.g. https://helseid-sts.nhn.no
-    auth_jwks_url: str | None = None  # its signing keys, e.g. https://helseid-sts.nhn.no/.well-known/openid-configuration/jwks
+    auth_jwks_url: str | None = None  # its signing keys (the issuer's jwks_uri)
     auth_jwks_file: Path | None = None  # or the same keys from a file (tests, air-gapped deployments)
-    auth_audience: str = "nhn:msh"
-    auth_scope: str = "nhn:msh/api"
     auth_leeway_seconds: int = 30  # clock skew allowed on exp and nbf
 
     dpop_max_age_seconds: int = 60  # how far a proof's iat may lie from the server's clock
