@@ -95,20 +95,25 @@ def write_source(path: Path, size: int) -> str:
 
 
 async def upload(base: str, source: Path, size: int) -> tuple[float, str]:
+    head = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"SenderHerId\"\r\n\r\n{SENDER}\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"ReceiverHerIds\"\r\n\r\n{RECEIVER}\r\n"
+            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"File\"; filename=\"scan.bin\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode()
+    tail = f"\r\n--{BOUNDARY}--\r\n".encode()
+
     async def body() -> AsyncIterator[bytes]:
-        yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"SenderHerId\"\r\n\r\n{SENDER}\r\n"
-               f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"ReceiverHerIds\"\r\n\r\n{RECEIVER}\r\n"
-               f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"File\"; filename=\"scan.bin\"\r\n"
-               f"Content-Type: application/octet-stream\r\n\r\n").encode()
+        yield head
         with source.open("rb") as file:
             while block := await asyncio.to_thread(file.read, CHUNK):
                 yield block
-        yield f"\r\n--{BOUNDARY}--\r\n".encode()
+        yield tail
 
     async with httpx.AsyncClient(timeout=None) as client:
         started = time.perf_counter()
         response = await client.post(f"{base}/objects", content=body(), headers={
-            "X-Her-Ids": SENDER, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+            "X-Her-Ids": SENDER, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
+            # A length, as a client sending a file gives it: without one httpx sends the body chunked.
+            "Content-Length": str(len(head) + size + len(tail))})
         elapsed = time.perf_counter() - started
     response.raise_for_status()
     if response.json()["size"] != size:
