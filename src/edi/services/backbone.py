@@ -108,7 +108,8 @@ class Backbone:
             raise Refused(admission.kind, admission.message, admission.problems)
         sender = admission.sender_her_id
         if allowed_sender_her_ids is not None and sender not in allowed_sender_her_ids:
-            raise Refused(RefusalKind.SENDER_NOT_AUTHORISED, f"the caller may not send as HER-id {sender}")
+            named = f"HER-id {sender}" if sender else "a sender without a HER-id"
+            raise Refused(RefusalKind.SENDER_NOT_AUTHORISED, f"the caller may not send as {named}")
         receivers = list(admission.receiver_her_ids)
         if receiver_subset is not None:
             strangers = sorted(set(receiver_subset) - set(receivers))

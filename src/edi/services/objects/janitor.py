@@ -2,18 +2,22 @@
 what interrupted uploads and failed deletions left in the blob store.
 
 Each pass is `ObjectService.sweep`; passes are idempotent and may run in several processes at once. Run it as
-its own process (`python -m edi.services.objects.janitor`) or as a task next to the object API (`run`).
+its own process (`python -m edi.services.objects.janitor`, every EDI_OBJECT_JANITOR_INTERVAL_S) or as a task next
+to the object API (`run`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from edi.adapters.blobs import BlobSettings, BlobStoreError
+from edi.observability.logging import configure_logging
 from edi.services.objects.service import ObjectService
 from edi.services.objects.settings import ObjectSettings
 
@@ -26,7 +30,7 @@ async def run(service: ObjectService, interval_s: float, stop: asyncio.Event) ->
     while not stop.is_set():
         try:
             result = await service.sweep()
-        except (BlobStoreError, OSError) as exc:
+        except (BlobStoreError, SQLAlchemyError, OSError) as exc:
             log.warning("janitor pass failed; trying again later", error=str(exc))
         else:
             log.info("janitor pass", expired=result.expired, purged=result.purged, orphans=result.orphans,
@@ -36,6 +40,8 @@ async def run(service: ObjectService, interval_s: float, stop: asyncio.Event) ->
 
 
 async def main() -> None:
+    configure_logging(format="console" if os.environ.get("EDI_LOG_FORMAT") == "console" else "json",
+                      level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="objects-janitor")
     settings = ObjectSettings()
     service = await settings.open_service(await BlobSettings().open_blob_store())
     stop = asyncio.Event()

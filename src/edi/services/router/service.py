@@ -56,7 +56,7 @@ def build(feed: RegistryFeed) -> Service:
         ]
         if routing.refused:
             outputs.append(Output(REJECTED, Rejection(
-                message_id=accepted.message_id, sender_her_id=accepted.sender_her_id, msg_id=accepted.msg_id,
+                message_id=accepted.message_id, sender_her_id=accepted.sender_her_id or None, msg_id=accepted.msg_id,
                 errors=[
                     ErrorDetail(code=r.problem.code, apprec_code=r.problem.apprec_code.value,
                                 message=r.problem.message, message_nb=r.problem.message_nb)

@@ -1,9 +1,12 @@
 """Whether a validated document may enter the backbone, and as what: the one admission rule that both ingress
 paths (the gateway's `submit` and the validator service on edi.inbound) apply to the core's report.
 
-A document is admitted when the core finds no error, it has a routing header with a sender HER-id, a MsgId
-and at least one receiver HER-id. A part whose schema is not installed (verdict None) is admitted with its
-warning unless the deployment requires every schema (EDI_REQUIRE_SCHEMAS=true): then it is refused with T10.
+A document is admitted when the core finds no error and it has a routing header with a MsgId and at least one
+receiver HER-id (what cannot be addressed is refused, E21). A sender without a HER-id is admitted, as the
+published schemas allow it (its sender HER-id is then ""): it reaches its receivers, but no AppRec can answer it
+and the gateway's callers, who send as a HER-id, cannot send it. A part whose schema is not installed (verdict
+None) is admitted with its warning unless the deployment requires every schema (EDI_REQUIRE_SCHEMAS=true): then
+it is refused with T10.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ DUPLICATE_MSGID = "EDI-DUP-001"
 @dataclass(frozen=True, slots=True)
 class Admitted:
     header: RoutingHeader
-    sender_her_id: str
+    sender_her_id: str  # "" when the sender has no HER-id
     msg_id: str
     receiver_her_ids: tuple[str, ...]  # receiver first, then copy receivers
     message_type: str  # the message function (code system 8279), "" when the document gives none
@@ -56,10 +59,6 @@ def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refu
         return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.NO_ROUTING_HEADER))
     if report.valid is None and require_schemas:
         return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.SCHEMA_NOT_INSTALLED))
-    if not header.sender_her_id:
-        # Nobody could be answered: no AppRec, no status, no duplicate check.
-        return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.SENDER_HERID_MISSING)
-                       or (_error(problem(Code.SENDER_HERID_MISSING)),))
     if not header.msg_id:  # the core reports this as an error already; kept so the types say it
         return Refusal(RefusalKind.INVALID_DOCUMENT, (_error(problem(Code.MSGID_MISSING)),))
     if not header.receiver_her_ids:
@@ -67,7 +66,7 @@ def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refu
             _error(problem(Code.RECEIVER_HERID_MISSING, role="receiver", role_nb="Mottaker")),)
         return Refusal(RefusalKind.NO_RECEIVERS, missing)
     return Admitted(
-        header=header, sender_her_id=header.sender_her_id, msg_id=header.msg_id,
+        header=header, sender_her_id=header.sender_her_id or "", msg_id=header.msg_id,
         receiver_her_ids=tuple(header.receiver_her_ids), message_type=type_code(header), is_apprec=is_apprec(header),
         warnings=tuple(report.warnings),
     )
