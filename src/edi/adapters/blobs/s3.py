@@ -2,8 +2,8 @@
 
 Keys under the bucket (and an optional prefix):
 
-    objects/<key>             a visible object; user metadata `sha256` holds its hash
-    staging/<started>-<random>  an object being written, or a multipart upload in progress
+    objects/<key>                a visible object; user metadata `sha256` holds its hash
+    staging/<started>-<random>   an object being written, or a multipart upload in progress
 
 S3 wants an object's metadata when its upload starts, but a stream's sha256 is known only at its end. So a
 stream that fits in one part goes up with a single PutObject straight to its key (hash known by then); a longer
@@ -13,8 +13,9 @@ an invisible staging upload, which is aborted on the spot when the store is stil
 (`abort_uploads_older_than`) otherwise. Uploads through the multipart methods (the object API's parts) also go
 to a staging key; completion reads the joined object once to hash it, then copies it the same way.
 
-Memory: a streamed put holds one part (`part_size`, 8 MiB by default) while sending it; a part given to
-`upload_part` is spooled to a temporary file beyond `part_size`, because S3 needs each part's length up front.
+Memory: a streamed put holds two parts (`part_size`, 8 MiB by default), one on the wire and one filling; a part
+given to `upload_part` is spooled to a temporary file beyond `part_size`, because S3 needs each part's length up
+front.
 """
 
 from __future__ import annotations
@@ -137,17 +138,24 @@ class S3BlobStore:
         staging = self._staging + _staging_name()
         with _errors(key):
             upload_id = (await self._client.create_multipart_upload(Bucket=self.bucket, Key=staging))["UploadId"]
+        sending: list[asyncio.Task[UploadedPart]] = []
         try:
-            uploaded: dict[int, str] = {}
             size = 0
             async for part in _prepend((first, second), parts):
-                if uploaded:
+                if sending:  # the first part was hashed above
                     await asyncio.to_thread(hasher.update, part)
-                number = len(uploaded) + 1
-                uploaded[number] = (await self._send_part(key, staging, upload_id, number, part, len(part))).etag
+                number = len(sending) + 1
+                sending.append(asyncio.create_task(self._send_part(key, staging, upload_id, number, part, len(part))))
                 size += len(part)
-            await self._complete(key, staging, upload_id, uploaded)
+                if number > 1:
+                    # One part on the wire while the next is read: the sender does not wait for each part's
+                    # acknowledgement, and at most two parts are held.
+                    await sending[-2]
+            await self._complete(key, staging, upload_id, {n + 1: (await t).etag for n, t in enumerate(sending)})
         except BaseException:
+            for task in sending:
+                task.cancel()
+            await asyncio.gather(*sending, return_exceptions=True)
             await self._abandon(staging, upload_id)
             raise
         info = BlobInfo(key, size, content_type, hasher.hexdigest(), datetime.now(UTC), extra)
