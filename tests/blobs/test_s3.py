@@ -60,3 +60,17 @@ async def test_objects_beyond_a_single_copy_are_copied_in_parts(
         assert await read_all(store.get("large")) == content
     finally:
         await store.close()
+
+
+async def test_a_part_larger_than_the_part_buffer_is_spooled_to_disk(s3_server: S3Server) -> None:
+    store = await s3_server.open_store(await s3_server.create_bucket(), part_size=MIN_PART_SIZE)
+    try:
+        first, last = random_bytes(MIN_PART_SIZE + 1_000_000), random_bytes(10)
+        upload = await store.create_multipart("spooled", content_type="application/pdf")
+        tags = {1: (await store.upload_part("spooled", upload, 1, stream(first))).etag,
+                2: (await store.upload_part("spooled", upload, 2, stream(last))).etag}
+        info = await store.complete_multipart("spooled", upload, tags)
+        assert (info.size, info.sha256) == (len(first + last), sha256(first + last))
+        assert await read_all(store.get("spooled")) == first + last
+    finally:
+        await store.close()
