@@ -147,3 +147,16 @@ def test_not_well_formed_gives_line_and_column(validator: Validator) -> None:
     report = validator.validate(b'<?xml version="1.0"?>\n<MsgHead>\n  <MsgInfo>\n</MsgHead>')
     assert code == "EDI-XML-003" and report.errors[0].apprec_code == "T01"
     assert report.errors[0].line == 4 and "line 4, column" in message
+
+
+def test_a_large_attachment_under_the_limit_is_read(validator: Validator) -> None:
+    """A 20 MB text node (a big base64 attachment) is fine; only the document's total size is limited."""
+    data = b'<?xml version="1.0" encoding="UTF-8"?><r>' + b"QUJD" * (5 * 1024 * 1024) + b"</r>"
+    report = validator.validate(data)
+    assert report.errors == [], [p.message for p in report.errors]
+
+
+def test_deep_nesting_is_refused_not_a_crash(validator: Validator) -> None:
+    data = b"<a>" * 100_000 + b"</a>" * 100_000
+    code, message = refusal(validator, data)
+    assert code == "EDI-XML-003" and "line 1" in message

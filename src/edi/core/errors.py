@@ -78,6 +78,11 @@ class Code(StrEnum):
     BASE64_INVALID = "EDI-RUL-010"
     NATIONAL_ID_INVALID = "EDI-RUL-011"
     GENDATE_INVALID = "EDI-RUL-012"
+    OBJECT_UNKNOWN = "EDI-OBJ-001"
+    OBJECT_UNAVAILABLE = "EDI-OBJ-002"
+    OBJECT_NOT_SENDERS = "EDI-OBJ-003"
+    OBJECT_RECEIVERS_MISSING = "EDI-OBJ-004"
+    ATTACHMENTS_TOO_LARGE_INLINE = "EDI-OBJ-005"
 
 
 _E, _W = Severity.ERROR, Severity.WARNING
@@ -194,6 +199,35 @@ CATALOGUE: dict[Code, ErrorDef] = {
         ErrorDef(
             Code.BASE64_INVALID, A.T99, _E,
             "Attachment {index} is not valid base64: {detail}.", "Vedlegg {index} er ikke gyldig base64: {detail}.",
+        ),
+        ErrorDef(
+            Code.OBJECT_UNKNOWN, A.X99, _E,
+            "Attachment {index} refers to {url}, which is not an object of this service.",
+            "Vedlegg {index} viser til {url}, som ikke er et objekt i denne tjenesten.",
+        ),
+        ErrorDef(
+            Code.OBJECT_UNAVAILABLE, A.X99, _E,
+            "Attachment {index} refers to an object that cannot be fetched: {reason}.",
+            "Vedlegg {index} viser til et objekt som ikke kan hentes: {reason}.",
+        ),
+        ErrorDef(
+            Code.OBJECT_NOT_SENDERS, A.X99, _E,
+            "Attachment {index} refers to an object uploaded by HER-id {owner}, not by the message's sender {sender}.",
+            "Vedlegg {index} viser til et objekt lastet opp av HER-id {owner}, ikke av meldingens avsender {sender}.",
+        ),
+        ErrorDef(
+            Code.OBJECT_RECEIVERS_MISSING, A.X99, _E,
+            "Attachment {index} refers to an object that receiver(s) {missing} of the message may not fetch: upload "
+            "it with every receiver of the message in ReceiverHerIds.",
+            "Vedlegg {index} viser til et objekt som mottaker(e) {missing} av meldingen ikke kan hente: last det opp "
+            "med alle meldingens mottakere i ReceiverHerIds.",
+        ),
+        ErrorDef(
+            Code.ATTACHMENTS_TOO_LARGE_INLINE, A.T99, _E,
+            "With its attachments inline the document would be {size} bytes, over the {limit} bytes a receiver that "
+            "cannot read FileReference can take.",
+            "Med vedleggene innebygd ville dokumentet bli {size} byte, over de {limit} byte en mottaker som ikke kan "
+            "lese FileReference kan ta imot.",
         ),
         ErrorDef(
             Code.NATIONAL_ID_INVALID, A.E31, _W,

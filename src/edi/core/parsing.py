@@ -32,7 +32,9 @@ def _parser() -> etree.XMLParser:
             no_network=True,
             load_dtd=False,
             dtd_validation=False,
-            huge_tree=False,
+            # libxml2's default caps a text node at 10 MB, which a legitimate inline attachment under the size limit
+            # exceeds; the size limit, checked before parsing, and the refusal of DTDs bound the work instead.
+            huge_tree=True,
             collect_ids=False,
         )
         _local.parser = parser

@@ -27,11 +27,11 @@ from typing import Any
 
 from lxml import etree
 
-from edi.core.errors import AppRecCode, ErrorDef, Severity
+from edi.core.errors import Code
 from edi.core.extract import find_headers, read_header
 from edi.core.header import RoutingHeader
-from edi.core.parsing import DEFAULT_MAX_BYTES
-from edi.core.problems import Problem
+from edi.core.parsing import DEFAULT_MAX_BYTES, parse_xml
+from edi.core.problems import Problem, problem
 from edi.core.standards import BASE64_NS, MSGHEAD_NS
 from edi.events import BlobRef
 from edi.services.objects.service import ObjectNotFound, ObjectService, unavailable
@@ -156,59 +156,20 @@ async def check_file_references(header: RoutingHeader, objects: ObjectService) -
         where = f"Document[{index}]/RefDoc/FileReference"
         record = records.get(key)
         if record is None:
-            problems.append(_problem(OBJECT_UNKNOWN, where, index=index, url=objects.url_for(key)))
+            problems.append(problem(Code.OBJECT_UNKNOWN, path=where, index=index, url=objects.url_for(key)))
         elif (reason := unavailable(record)) is not None:
-            problems.append(_problem(OBJECT_UNAVAILABLE, where, index=index, reason=str(reason)))
+            problems.append(problem(Code.OBJECT_UNAVAILABLE, path=where, index=index, reason=str(reason)))
         elif record.sender_her_id != header.sender_her_id:
-            problems.append(_problem(OBJECT_NOT_SENDERS, where, index=index, owner=record.sender_her_id,
+            problems.append(problem(Code.OBJECT_NOT_SENDERS, path=where, index=index, owner=record.sender_her_id,
                                      sender=header.sender_her_id or "-"))
         elif missing := [h for h in header.receiver_her_ids if h not in record.receiver_her_ids]:
-            problems.append(_problem(OBJECT_RECEIVERS_MISSING, where, index=index, missing=", ".join(missing)))
+            problems.append(problem(Code.OBJECT_RECEIVERS_MISSING, path=where, index=index, missing=", ".join(missing)))
     return problems
 
 
-# The codes these checks report, to join the core's catalogue (edi.core.errors) as they stand; until then they
-# are built here the way edi.core.problems.problem builds the catalogue's.
-OBJECT_UNKNOWN = ErrorDef(
-    "EDI-OBJ-001", AppRecCode.X99, Severity.ERROR,
-    "Attachment {index} refers to {url}, which is not an object of this service.",
-    "Vedlegg {index} viser til {url}, som ikke er et objekt i denne tjenesten.",
-)
-OBJECT_UNAVAILABLE = ErrorDef(
-    "EDI-OBJ-002", AppRecCode.X99, Severity.ERROR,
-    "Attachment {index} refers to an object that cannot be fetched: {reason}.",
-    "Vedlegg {index} viser til et objekt som ikke kan hentes: {reason}.",
-)
-OBJECT_NOT_SENDERS = ErrorDef(
-    "EDI-OBJ-003", AppRecCode.X99, Severity.ERROR,
-    "Attachment {index} refers to an object uploaded by HER-id {owner}, not by the message's sender {sender}.",
-    "Vedlegg {index} viser til et objekt lastet opp av HER-id {owner}, ikke av meldingens avsender {sender}.",
-)
-OBJECT_RECEIVERS_MISSING = ErrorDef(
-    "EDI-OBJ-004", AppRecCode.X99, Severity.ERROR,
-    "Attachment {index} refers to an object that receiver(s) {missing} of the message may not fetch: upload it "
-    "with every receiver of the message in ReceiverHerIds.",
-    "Vedlegg {index} viser til et objekt som mottaker(e) {missing} av meldingen ikke kan hente: last det opp med "
-    "alle meldingens mottakere i ReceiverHerIds.",
-)
-
-
-def _problem(definition: ErrorDef, path: str, **values: Any) -> Problem:
-    en, nb = definition.format(**values)
-    return Problem(code=definition.code, apprec_code=definition.apprec, severity=definition.severity, message=en,
-                   message_nb=nb, path=path)
-
-
 def _parse(document: bytes) -> Any:
-    # The core's parser keeps libxml2's 10 MB text-node limit, which an attachment over about 7.5 MB exceeds. This
-    # one lifts it for documents ingress has accepted, with the same protections (no entities, no network, no DTD).
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True,
-                             collect_ids=False)
-    root = etree.fromstring(document, parser)
-    info = root.getroottree().docinfo
-    if info.internalDTD is not None or info.system_url or info.public_id:
-        raise ValueError("a document with a DOCTYPE is not routed")
-    return root
+    # The document was accepted at ingress; here only its structure matters, with the core's protections.
+    return parse_xml(document, max_bytes=len(document))
 
 
 def _msgheads(root: Any) -> list[Any]:
