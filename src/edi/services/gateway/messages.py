@@ -281,13 +281,17 @@ def _business_document(body: PostMessageRequest, max_bytes: int) -> bytes:
         raise invalid("contentType: the business document must be application/xml")
     if body.content_transfer_encoding.strip().lower() != "base64":
         raise invalid("contentTransferEncoding: the business document must be base64-encoded")
-    encoded = _WHITESPACE.sub(b"", body.business_document.encode("ascii", errors="replace"))
+    encoded = body.business_document.encode("ascii", errors="replace")
     if len(encoded) // 4 * 3 > max_bytes + 2:
         raise invalid(too_large_text(max_bytes))
     try:
         document = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise invalid("businessDocument: not valid base64") from None
+        # Line breaks, as MIME encoders write them, are tolerated (as .NET's decoder does); anything else is not.
+        try:
+            document = base64.b64decode(_WHITESPACE.sub(b"", encoded), validate=True)
+        except (binascii.Error, ValueError):
+            raise invalid("businessDocument: not valid base64") from None
     if len(document) > max_bytes:
         raise invalid(too_large_text(max_bytes))
     if not _UTF8_DECLARATION.match(document):
@@ -334,7 +338,8 @@ def _message(entry: MailboxEntry) -> Message:
 
 
 def _created(request: Request, message_id: UUID) -> JSONResponse:
-    location = str(request.url_for("get_message", id=str(message_id)))
+    # Where GetMessage answers (under any mount prefix); built by hand, as url_for costs a route search.
+    location = f"{str(request.base_url).rstrip('/')}/Messages/{message_id}"
     return JSONResponse(str(message_id), status_code=201, headers={"Location": location})
 
 

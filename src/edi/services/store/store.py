@@ -9,12 +9,13 @@ announces, so a change is announced exactly once whichever redelivery makes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -40,6 +41,25 @@ from edi.services.messaging import (
 )
 from edi.services.store import tables as t
 from edi.services.store.tables import VERSION_TABLE
+
+T = TypeVar("T")
+_MAX_BATCH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Write(Generic[T]):
+    operation: Callable[[AsyncConnection], Awaitable[T]]
+    done: asyncio.Future[T]
+
+
+def _settle(write: _Write[Any], outcome: Any) -> None:
+    if write.done.done():  # the caller gave up waiting (cancelled); the write stands, it is idempotent
+        return
+    if isinstance(outcome, Exception):
+        write.done.set_exception(outcome)
+    else:
+        write.done.set_result(outcome)
+
 
 _MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
@@ -107,6 +127,8 @@ class BackboneStore:
         self.engine = engine
         dialect = engine.dialect.name
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._writes: asyncio.Queue[_Write[Any]] | None = None
+        self._writer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, url: str) -> BackboneStore:
@@ -120,7 +142,48 @@ class BackboneStore:
         return store
 
     async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+            self._writer = None
         await self.engine.dispose()
+
+    async def _write(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run a write in a transaction shared with the writes queued at the same moment (group commit).
+
+        The services make one small write per record, for many records at once; one writer per store committing
+        them together costs one commit instead of many, and on SQLite spares concurrent transactions the
+        database lock's sleep-and-retry. A batch that fails is retried one write at a time, so a failing write
+        fails alone."""
+        if self._writer is None or self._writes is None:
+            self._writes = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop(self._writes), name="edi-store-writer")
+        write: _Write[T] = _Write(operation, asyncio.get_running_loop().create_future())
+        self._writes.put_nowait(write)
+        return await write.done
+
+    async def _write_loop(self, writes: asyncio.Queue[_Write[Any]]) -> None:
+        while True:
+            batch = [await writes.get()]
+            while not writes.empty() and len(batch) < _MAX_BATCH:
+                batch.append(writes.get_nowait())
+            try:
+                async with self.engine.begin() as connection:
+                    results = [await write.operation(connection) for write in batch]
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                    continue
+                for write in batch:
+                    try:
+                        async with self.engine.begin() as connection:
+                            _settle(write, await write.operation(connection))
+                    except Exception as single:
+                        _settle(write, single)
+                continue
+            for write, result in zip(batch, results, strict=True):
+                _settle(write, result)
 
     async def migrate(self) -> None:
         # Alembic keeps its running migration in module globals: two at once in one process would clash.
@@ -144,7 +207,8 @@ class BackboneStore:
     async def claim(self, record: AcceptedRecord) -> Claim:
         """Record a message about to be accepted, unless its sender used its MsgId before: then say whether it
         is the same document (and the original's id) or other content."""
-        async with self.engine.begin() as connection:
+
+        async def op(connection: AsyncConnection) -> Claim:
             inserted = await connection.execute(self._insert_new(
                 t.messages, message_id=record.message_id, sender_her_id=record.sender_her_id, msg_id=record.msg_id,
                 sha256=record.sha256, message_type=record.message_type, is_apprec=record.is_apprec,
@@ -156,14 +220,18 @@ class BackboneStore:
                 sa.select(t.messages.c.message_id, t.messages.c.sha256, t.messages.c.published).where(
                     t.messages.c.sender_her_id == record.sender_her_id, t.messages.c.msg_id == record.msg_id)
             )).one()
-        outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
-        return Claim(outcome, row.message_id, row.published)
+            outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
+            return Claim(outcome, row.message_id, row.published)
+
+        return await self._write(op)
 
     async def mark_published(self, message_id: UUID) -> None:
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> None:
             await connection.execute(
                 sa.update(t.messages).where(t.messages.c.message_id == message_id).values(published=True)
             )
+
+        return await self._write(op)
 
     async def sender_of(self, message_id: UUID) -> str | None:
         async with self.engine.connect() as connection:
@@ -181,7 +249,7 @@ class BackboneStore:
 
     async def deliver(self, delivery: StoredDelivery) -> bool:
         """Put a message in a receiver's mailbox and announce it; False when it is there already."""
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> bool:
             inserted = await connection.execute(self._insert_new(
                 t.mailbox, message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
                 sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
@@ -193,6 +261,8 @@ class BackboneStore:
             await self._notify(connection, NotificationKind.NEW_MESSAGE, delivery.receiver_her_id,
                                delivery.message_id, delivery.sender_her_id, delivery.delivered_at)
             return True
+
+        return await self._write(op)
 
     async def unread(
         self, receiver_her_ids: Sequence[str], *, sender_her_id: str | None = None, msg_id: str | None = None,
@@ -230,7 +300,7 @@ class BackboneStore:
         """True when this marked the message read, False when it already was read (or abandoned), None when the
         receiver has no such message."""
         m = t.mailbox.c
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> bool | None:
             updated = await connection.execute(sa.update(t.mailbox).where(
                 m.message_id == message_id, m.receiver_her_id == receiver_her_id, m.read_at.is_(None),
                 m.abandoned_at.is_(None),
@@ -240,6 +310,8 @@ class BackboneStore:
             exists = (await connection.execute(sa.select(sa.literal(1)).where(
                 m.message_id == message_id, m.receiver_her_id == receiver_her_id))).first()
             return False if exists else None
+
+        return await self._write(op)
 
     async def expired_unread(self, received_before: datetime, limit: int) -> list[tuple[UUID, str]]:
         """Unread messages that arrived before the given moment: their time to live has run out."""
@@ -252,19 +324,21 @@ class BackboneStore:
 
     async def mark_abandoned(self, message_id: UUID, receiver_her_id: str, at: datetime) -> bool:
         m = t.mailbox.c
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> bool:
             updated = await connection.execute(sa.update(t.mailbox).where(
                 m.message_id == message_id, m.receiver_her_id == receiver_her_id, m.read_at.is_(None),
                 m.abandoned_at.is_(None),
             ).values(abandoned_at=at))
             return updated.rowcount == 1
 
+        return await self._write(op)
+
     # --- status -------------------------------------------------------------------------------------------------
 
     async def apply_status(self, change: StatusChange) -> None:
         """Record a receiver's status change and tell the sender what changed."""
         s = t.receiver_status.c
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> None:
             row = (await connection.execute(sa.select(t.receiver_status).where(
                 s.message_id == change.message_id, s.receiver_her_id == change.receiver_her_id))).first()
             current = None if row is None else _status_row(row)
@@ -294,6 +368,8 @@ class BackboneStore:
                 await self._notify(connection, NotificationKind.MESSAGE_APPREC_INFO_UPDATED, sender,
                                    change.message_id, change.receiver_her_id, change.at)
 
+        return await self._write(op)
+
     async def status(self, message_id: UUID) -> list[ReceiverStatus]:
         return [
             ReceiverStatus(receiver_her_id=receiver, transport_state=row.transport_state,
@@ -318,7 +394,7 @@ class BackboneStore:
     async def record_receipt(self, message_id: UUID, apprec_message_id: UUID, at: datetime) -> bool:
         """Note the negative AppRec made for a refused message; the first time, and if the backbone had accepted
         the message, tell its sender it was refused. False when it was noted before."""
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> bool:
             inserted = await connection.execute(self._insert_new(
                 t.receipts, message_id=message_id, apprec_message_id=apprec_message_id, created_at=at))
             if inserted.rowcount != 1:
@@ -327,6 +403,8 @@ class BackboneStore:
             if sender is not None:
                 await self._notify(connection, NotificationKind.REFUSED_MESSAGE, sender, message_id, None, at)
             return True
+
+        return await self._write(op)
 
     async def is_receipt(self, message_id: UUID) -> bool:
         """Whether the message is a negative AppRec the backbone made itself (not a receiver's answer)."""
@@ -363,10 +441,12 @@ class BackboneStore:
             return position or 0
 
     async def set_relay_position(self, name: str, position: int) -> None:
-        async with self.engine.begin() as connection:
+        async def op(connection: AsyncConnection) -> None:
             statement = self._insert(t.relay_positions).values(name=name, position=position)
             await connection.execute(statement.on_conflict_do_update(
                 index_elements=[t.relay_positions.c.name], set_={"position": position}))
+
+        return await self._write(op)
 
 
 _ENTRY_COLUMNS = (
