@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from edi.auth.jwks import KeySource
 HERID_CLAIM = "herid"
 ORGANISATION_CLAIM = "helseid://claims/client/claims/orgnr_parent"
 _HER_ID = re.compile(r"[1-9][0-9]{0,9}")
+VERIFIED_TOKENS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,9 @@ class TokenVerifier:
         self._proofs = proofs
         self._leeway = leeway_seconds
         self._refused = refused_issuers or {}  # issuer -> why this deployment does not trust it
+        # Tokens whose signature verified, so that a client's next requests with the same token skip the
+        # signature check (the claims are still checked every time, and the DPoP proof always is).
+        self._verified: OrderedDict[str, tuple[TrustedIssuer, dict[str, Any]]] = OrderedDict()
 
     async def verify(
         self, *, authorization: str | None, dpop: Sequence[str], method: str, url: str, now: float,
@@ -67,7 +72,8 @@ class TokenVerifier:
         scheme, token = scheme.lower(), token.strip()
         if scheme not in ("dpop", "bearer") or not token:
             raise AuthError("invalid_request", "the Authorization header must be 'DPoP <token>'")
-        issuer, claims = await self._verified_claims(token, now)
+        issuer, claims = self._verified.get(token) or await self._verify_signature(token)
+        self._check_claims(claims, now)
         jkt = _bound_key(claims)
         if scheme == "dpop":
             if jkt is None:
@@ -81,7 +87,7 @@ class TokenVerifier:
             raise AuthError("invalid_token", "this deployment accepts only DPoP-bound access tokens")
         return _grant(claims)
 
-    async def _verified_claims(self, token: str, now: float) -> tuple[TrustedIssuer, dict[str, Any]]:
+    async def _verify_signature(self, token: str) -> tuple[TrustedIssuer, dict[str, Any]]:
         try:
             unverified = jws.extract_compact(token.encode("ascii"))
             header = dict(unverified.headers())
@@ -101,7 +107,9 @@ class TokenVerifier:
             claims = jwt.decode(token, keys, algorithms=list(ALGORITHMS)).claims
         except (JoseError, ValueError, TypeError):
             raise AuthError("invalid_token", "the access token's signature does not verify") from None
-        self._check_claims(claims, now)
+        self._verified[token] = (issuer, claims)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
         return issuer, claims
 
     def _check_claims(self, claims: dict[str, Any], now: float) -> None:

@@ -1,0 +1,244 @@
+"""POST /Messages through the whole HTTP API: 8 KB dialogmeldinger, each with its own MsgId, sent over loopback to
+the gateway (uvicorn, one process) around the Backbone, answered 201 once the message is acknowledged by the bus.
+
+Per request the server authenticates the token (ES256), reads the JSON, decodes the base64, checks the UTF-8
+declaration, validates with the core against the published schemas (MsgHead and Dialogmelding), claims the
+(sender, MsgId) in the SQL store and produces to edi.accepted. The downstream services are not running: they
+consume on their own machines in a real deployment (BENCH_SERVICES=1 runs them in the server process too).
+
+Two measurements, each after a warm-up: the most POSTs a second with BENCH_CONCURRENCY (32) requests in flight,
+and the latency at a fixed 300 POSTs a second (open loop: latency counts from when a request was due, so a
+stalled server cannot hide its backlog). The load generator is this process, on the same 2-core machine; it uses
+aiohttp's client (there through aiobotocore), which needs a third of httpx's CPU per request, so that the figures
+are the server's rather than the generator's. The server logs as in production: JSON lines at INFO.
+
+Run: `uv run python bench/api.py` (the embedded bus and SQLite, zero setup), or with BENCH_BUS=kafka and
+EDI_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 for a Kafka broker (and EDI_DATABASE_URL for PostgreSQL).
+BENCH_MESSAGING=validate-only puts a Messaging that validates with the core and persists nothing behind the
+gateway instead of the Backbone: the gateway's own ceiling. BENCH_SECONDS sets each phase's length (10).
+Needs ../shared (samples and published schemas). Ends with one JSON line:
+{"post_per_s": ..., "p50_ms_at_300": ..., "p99_ms_at_300": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+
+from edi.auth.dev import DevIssuer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAMPLE = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
+          / "dialog-notat-webmed-test.xml")
+SAMPLE_MSG_ID = "a748bb20-4e0f-4922-9b06-ec2c101eb9c1"
+SENDER = "8143025"
+DOCUMENT_BYTES = 8 * 1024
+SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+RATE = 300.0
+HEADERS = {"api-version": "2", "nhn-source-system": "bench/api.py", "content-type": "application/json"}
+
+
+def body(text: str) -> bytes:
+    """The request body for the sample with a fresh MsgId, padded with a comment to exactly 8 KB."""
+    document = text.replace(SAMPLE_MSG_ID, str(uuid.uuid4()))
+    padding = DOCUMENT_BYTES - len(document.encode()) - len("<!---->")
+    document = document.replace("<MsgInfo>", f"<!--{'x' * padding}--><MsgInfo>", 1)
+    assert len(document.encode()) == DOCUMENT_BYTES
+    return json.dumps({
+        "businessDocument": base64.b64encode(document.encode()).decode(), "contentType": "application/xml",
+        "contentTransferEncoding": "base64",
+    }).encode()
+
+
+async def post(http: aiohttp.ClientSession, payload: bytes) -> float:
+    started = time.perf_counter()
+    async with http.post("/Messages", data=payload) as response:
+        answer = await response.read()
+        if response.status != 201:
+            raise SystemExit(f"POST answered {response.status}: {answer[:500]!r}")
+    return time.perf_counter() - started
+
+
+async def saturate(http: aiohttp.ClientSession, bodies: list[bytes], seconds: float) -> tuple[int, float, list[float]]:
+    """CONCURRENCY workers posting back to back; returns (requests, elapsed, latencies)."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline and bodies:
+            latencies.append(await post(http, bodies.pop()))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return len(latencies), time.perf_counter() - started, latencies
+
+
+async def fixed_rate(http: aiohttp.ClientSession, bodies: list[bytes], rate: float, seconds: float) -> list[float]:
+    """One request every 1/rate seconds whatever the answers do; latency from when each was due."""
+    latencies: list[float] = []
+    start = time.perf_counter()
+
+    async def one(due: float, payload: bytes) -> None:
+        await post(http, payload)
+        latencies.append(time.perf_counter() - due)
+
+    tasks = []
+    for index in range(int(rate * seconds)):
+        due = start + index / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(due, bodies.pop())))
+    await asyncio.gather(*tasks)
+    return latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+
+async def measure(base_url: str, token: str) -> dict[str, Any]:
+    text = SAMPLE.read_text(encoding="utf-8")
+    needed = int((RATE + 4000) * SECONDS) + 4000
+    bodies = [body(text) for _ in range(needed)]
+    headers = {**HEADERS, "Authorization": f"Bearer {token}"}
+    connector = aiohttp.TCPConnector(limit=0)  # at 300/s with a slow server more than CONCURRENCY are in flight
+    async with aiohttp.ClientSession(
+        base_url, headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=60),
+    ) as http:
+        await saturate(http, bodies, 2.0)  # warm-up: connections, schema compilation, the store
+        count, elapsed, at_capacity = await saturate(http, bodies, SECONDS)
+        print(f"POST /Messages, 8 KB documents, {CONCURRENCY} in flight: {count / elapsed:,.0f} requests/s "
+              f"(p50 {percentile(at_capacity, 0.5):.1f} ms, p99 {percentile(at_capacity, 0.99):.1f} ms)")
+        at_300 = await fixed_rate(http, bodies, RATE, SECONDS)
+        print(f"POST /Messages at a fixed {RATE:.0f}/s: p50 {percentile(at_300, 0.5):.1f} ms, "
+              f"p99 {percentile(at_300, 0.99):.1f} ms, max {max(at_300) * 1000:.1f} ms "
+              f"(mean {statistics.fmean(at_300) * 1000:.1f} ms)")
+    return {
+        "post_per_s": round(count / elapsed), "p50_ms_at_300": round(percentile(at_300, 0.5), 1),
+        "p99_ms_at_300": round(percentile(at_300, 0.99), 1),
+    }
+
+
+class ValidateOnly:
+    """The gateway's ceiling: what Backbone.submit does before it persists anything (validation with the core,
+    the sender check), then an id. Only POST /Messages is measured, so only `submit` is needed."""
+
+    def __init__(self) -> None:
+        from edi.settings import ValidationSettings
+
+        self._validator = ValidationSettings().validator()
+
+    async def submit(self, document: bytes, *, allowed_sender_her_ids: frozenset[str] | None, **_: Any) -> Any:
+        from edi.services.messaging import RefusalKind, Refused, Submitted
+
+        report = self._validator.validate(document)
+        sender = report.header.sender_her_id if report.header else None
+        if report.errors or (allowed_sender_her_ids is not None and sender not in allowed_sender_her_ids):
+            raise Refused(RefusalKind.INVALID_DOCUMENT, "refused", report.errors)
+        return Submitted(message_id=uuid.uuid4())
+
+
+async def serve(port: int) -> None:
+    """The server side (a subprocess): the Backbone on the configured bus and store, the gateway around it."""
+    import uvicorn
+
+    from edi.observability.logging import configure_logging
+    from edi.services import host
+    from edi.services.backbone import Backbone
+    from edi.services.gateway.app import create_app
+    from edi.services.gateway.settings import GatewaySettings
+    from edi.services.messaging import Messaging
+
+    configure_logging(format="json", level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="bench-api")
+    async with AsyncExitStack() as stack:
+        if os.environ.get("BENCH_SERVICES") == "1":
+            stop = asyncio.Event()
+            started: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+            services = asyncio.create_task(host.serve(host.SERVICES, stop=stop, started=started.set_result))
+
+            async def stop_services() -> None:
+                stop.set()
+                await services
+
+            stack.push_async_callback(stop_services)
+            await started
+        messaging: Messaging = (
+            cast("Messaging", ValidateOnly())  # only POST /Messages is measured
+            if os.environ.get("BENCH_MESSAGING") == "validate-only"
+            else await stack.enter_async_context(Backbone.open())
+        )
+        app = create_app(messaging, GatewaySettings())
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        await uvicorn.Server(config).serve()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main() -> None:
+    if not SHARED.is_dir():
+        sys.exit(f"needs the shared samples and schemas at {SHARED}")
+    with tempfile.TemporaryDirectory(prefix="edi-bench-api-") as data_dir:
+        env = {**os.environ, "EDI_DATA_DIR": data_dir, "EDI_ENVIRONMENT": "development",
+               "EDI_SCHEMA_DIRS": str(SHARED / "standards")}
+        if os.environ.get("BENCH_BUS") == "kafka":
+            env |= {"EDI_BUS": "kafka", "EDI_BUS_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}"}
+        issuer = DevIssuer.load_or_create(Path(data_dir))  # before the server starts, so both use this key
+        token = issuer.issue([SENDER], audience="nhn:msh", scope="nhn:msh/api")
+        port = free_port()
+        # Its log (a JSON line per accepted message) is rendered as in production, then discarded.
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", str(port)], env=env, stderr=subprocess.DEVNULL,
+        )
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            wait_until_up(port, server)
+            figures = asyncio.run(measure(base_url, token))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(json.dumps(figures))
+
+
+def wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited with {server.returncode} (run with --serve PORT to see why)")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    sys.exit("the server did not start within 120 s")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve"]:
+        try:  # the event loop uvicorn would choose itself when it owns the process
+            import uvloop
+        except ImportError:
+            asyncio.run(serve(int(sys.argv[2])))
+        else:
+            uvloop.run(serve(int(sys.argv[2])))
+    else:
+        main()
