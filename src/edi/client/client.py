@@ -3,8 +3,7 @@
 It speaks to NHN's service and to this backbone's gateway alike: every request carries the `api-version` and
 `nhn-source-system` headers, the access token (as `DPoP <token>` with a fresh proof when the client holds a DPoP
 key, else as `Bearer <token>` for a development deployment), and is retried once with the server's nonce when the
-server asks for one (`use_dpop_nonce`, answered with 401 by a resource server and 400 by HelseID's token
-endpoint).
+server asks for one (401 with `use_dpop_nonce`). `helseid.ClientCredentials` gets the tokens from HelseID.
 """
 
 from __future__ import annotations
@@ -216,7 +215,8 @@ class EdiClient:
             offered = response.headers.get("DPoP-Nonce")
             if offered:
                 self._nonce = offered
-            if attempt == 0 and offered and self._key is not None and await _wants_nonce(response):
+            wants_nonce = "use_dpop_nonce" in response.headers.get("WWW-Authenticate", "")
+            if attempt == 0 and offered and self._key is not None and response.status_code == 401 and wants_nonce:
                 await response.aclose()
                 continue
             return response
@@ -245,17 +245,6 @@ class EdiClient:
             return {"Authorization": f"Bearer {token}"}
         proof = make_proof(self._key, request.method, str(request.url), access_token=token, nonce=self._nonce)
         return {"Authorization": f"DPoP {token}", "DPoP": proof}
-
-
-async def _wants_nonce(response: httpx.Response) -> bool:
-    if response.status_code == 401:
-        return "use_dpop_nonce" in response.headers.get("WWW-Authenticate", "")
-    if response.status_code == 400:  # an OAuth token endpoint (HelseID) says it in the body
-        await response.aread()
-        with contextlib.suppress(ValueError):
-            body = response.json()
-            return isinstance(body, dict) and body.get("error") == "use_dpop_nonce"
-    return False
 
 
 async def _server_sent_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
