@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from edi.client.models import (
+    MAX_INT32,
     AppRecError,
     ApprecInfo,
     AppRecStatus,
@@ -39,7 +40,6 @@ from edi.services.gateway.errors import (
 from edi.services.messaging import MailboxEntry, Messaging, RefusalKind, Refused, TransportState
 
 API_VERSIONS = frozenset({"2", "2.0"})
-MAX_HER_ID = 2**31 - 1
 # The contract's document must declare UTF-8 in its first line: `<?xml version="1.0" encoding="UTF-8"?>`.
 _UTF8_DECLARATION = re.compile(rb"\A(?:\xef\xbb\xbf)?<\?xml[^\n>]*\sencoding\s*=\s*[\"']utf-8[\"']", re.IGNORECASE)
 _WHITESPACE = re.compile(rb"[\t\n\r ]+")
@@ -70,7 +70,6 @@ _REFUSALS: dict[RefusalKind, tuple[int, ErrorCode]] = {
 }
 
 MessageId = Annotated[UUID, Path(alias="id", description="Id of message (must be a valid Guid)")]
-HerIdPath = Annotated[int, Path(ge=1, le=MAX_HER_ID, json_schema_extra={"format": "int32"})]
 
 
 def api_version_2(
@@ -227,7 +226,7 @@ def messages_router(
     async def post_apprec(
         request: Request, who: Who, _: V2, message_id: MessageId,
         apprec_sender_her_id: Annotated[int, Path(
-            alias="appRecSenderHerId", ge=1, le=MAX_HER_ID, json_schema_extra={"format": "int32"},
+            alias="appRecSenderHerId", ge=1, le=MAX_INT32, json_schema_extra={"format": "int32"},
             description="The HER-id of the sender of the application receipt",
         )],
         body: PostAppRecRequest,
@@ -258,7 +257,7 @@ def messages_router(
     async def mark_message_as_read(
         who: Who, _: V2, message_id: MessageId,
         her_id: Annotated[int, Path(
-            alias="herId", ge=1, le=MAX_HER_ID, json_schema_extra={"format": "int32"},
+            alias="herId", ge=1, le=MAX_INT32, json_schema_extra={"format": "int32"},
             description="HER-id of the receiver/copy receiver of the message",
         )],
     ) -> Response:
