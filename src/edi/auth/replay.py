@@ -35,6 +35,3 @@ class ReplayCache:
         while self._order and self._order[0][0] <= now:
             _, key = self._order.popleft()
             self._expiry.pop(key, None)
-
-    def __len__(self) -> int:
-        return len(self._expiry)
