@@ -20,6 +20,7 @@ from edi.auth.dev import DEV_ISSUER, DevIssuer
 from edi.auth.dpop import ProofKey, access_token_hash, generate_key, make_proof, target_uri, thumbprint
 from edi.auth.errors import AuthError
 from edi.auth.jwks import RemoteJwks
+from edi.auth.replay import ReplayCache
 from edi.auth.tokens import parse_herid_claim
 from edi.services.gateway.app import create_app
 from edi.services.gateway.settings import Environment, GatewaySettings
@@ -281,3 +282,11 @@ def test_herid_claim_forms() -> None:
     for bad in ("", "12a", [True], ["-1"], None, 1.5, []):
         with pytest.raises(AuthError):
             parse_herid_claim(bad)
+
+
+def test_the_replay_cache_forgets_after_the_window_and_fails_closed_when_full() -> None:
+    cache = ReplayCache(10, max_entries=2)
+    assert cache.first_use("a", 0) and not cache.first_use("a", 5)
+    assert cache.first_use("b", 1)
+    assert not cache.first_use("c", 2)  # full: refused rather than remembered too briefly
+    assert cache.first_use("a", 11)  # both have expired
