@@ -15,7 +15,8 @@ are the server's rather than the generator's. The server logs as in production: 
 Run: `uv run python bench/api.py` (the embedded bus and SQLite, zero setup), or with BENCH_BUS=kafka and
 EDI_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 for a Kafka broker (and EDI_DATABASE_URL for PostgreSQL).
 BENCH_MESSAGING=validate-only puts a Messaging that validates with the core and persists nothing behind the
-gateway instead of the Backbone: the gateway's own ceiling. BENCH_SECONDS sets each phase's length (10).
+gateway instead of the Backbone: the gateway's own ceiling. BENCH_WORKERS=2 runs two server processes sharing
+the port (each its own Backbone), as a deployment runs gateway replicas. BENCH_SECONDS sets each phase's length (10).
 Needs ../shared (samples and published schemas). Ends with one JSON line:
 {"post_per_s": ..., "p50_ms_at_300": ..., "p99_ms_at_300": ...}.
 """
@@ -185,8 +186,12 @@ async def serve(port: int) -> None:
             else await stack.enter_async_context(Backbone.open())
         )
         app = create_app(messaging, GatewaySettings())
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-        await uvicorn.Server(config).serve()
+        config = uvicorn.Config(app, log_level="warning", access_log=False)
+        # SO_REUSEPORT: with BENCH_WORKERS > 1 the kernel spreads connections over the server processes.
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind(("127.0.0.1", port))
+        await uvicorn.Server(config).serve(sockets=[listener])
 
 
 def free_port() -> int:
@@ -207,26 +212,29 @@ def main() -> None:
         token = issuer.issue([SENDER], audience="nhn:msh", scope="nhn:msh/api")
         port = free_port()
         # Its log (a JSON line per accepted message) is rendered as in production, then discarded.
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port)], env=env, stderr=subprocess.DEVNULL,
-        )
+        servers = [
+            subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env, stderr=subprocess.DEVNULL)
+            for _ in range(int(os.environ.get("BENCH_WORKERS", "1")))
+        ]
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            wait_until_up(port, server)
-            figures = asyncio.run(measure(base_url, token))
+            wait_until_up(port, servers)
+            figures = asyncio.run(measure(f"http://127.0.0.1:{port}", token))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for server in servers:
+                server.terminate()
+            for server in servers:
+                server.wait(timeout=30)
     print(json.dumps(figures))
 
 
-def wait_until_up(port: int, server: subprocess.Popen[bytes]) -> None:
+def wait_until_up(port: int, servers: list[subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if server.poll() is not None:
-            sys.exit(f"the server exited with {server.returncode} (run with --serve PORT to see why)")
+        if any(server.poll() is not None for server in servers):
+            sys.exit("a server process exited (run with --serve PORT to see why)")
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
+                time.sleep(2 if len(servers) > 1 else 0)  # the others bind to the same port about then
                 return
         time.sleep(0.2)
     sys.exit("the server did not start within 120 s")
