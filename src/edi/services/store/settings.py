@@ -9,8 +9,8 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edi.adapters.bus import Bus
+from edi.services.buses import FairBus, NamespacedBus
 from edi.services.runtime import ServiceSettings
-from edi.services.store.namespace import NamespacedBus
 
 DEFAULT_DATA_DIR = Path(".edi-data")  # the registry's default too (EDI_DATA_DIR)
 
@@ -39,7 +39,7 @@ class BackboneSettings(ServiceSettings, StoreSettings):
 
     def open_bus(self) -> Bus:
         bus = super().open_bus()
-        return NamespacedBus(bus, self.bus_namespace) if self.bus_namespace else bus
+        return FairBus(NamespacedBus(bus, self.bus_namespace) if self.bus_namespace else bus)
 
     @model_validator(mode="after")
     def _bus_in_data_dir(self) -> BackboneSettings:

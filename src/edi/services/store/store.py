@@ -44,11 +44,24 @@ from edi.services.store.tables import VERSION_TABLE
 
 T = TypeVar("T")
 _MAX_BATCH = 200
+_CLAIM, _DELIVER, _STATUS, _OPERATION = "claim", "deliver", "status", "operation"
+_STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_at")
+
+
+def _notification(
+    kind: NotificationKind, her_id: str, message_id: UUID, counterpart_her_id: str | None, at: datetime,
+) -> dict[str, Any]:
+    return {"kind": kind.value, "her_id": her_id, "message_id": message_id, "counterpart_her_id": counterpart_her_id,
+            "at": at}
 
 
 @dataclass(frozen=True, slots=True)
 class _Write(Generic[T]):
-    operation: Callable[[AsyncConnection], Awaitable[T]]
+    """A write waiting for the writer: one of the hot kinds (claim, deliver, status), done for a whole batch at
+    once with a few statements, or any other operation, run as it is."""
+
+    kind: str
+    item: Any  # the record, delivery or change; or the operation (a function of the connection)
     done: asyncio.Future[T]
 
 
@@ -149,19 +162,23 @@ class BackboneStore:
             self._writer = None
         await self.engine.dispose()
 
-    async def _write(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Run a write in a transaction shared with the writes queued at the same moment (group commit).
+    async def _write(self, kind: str, item: Any) -> Any:
+        """Queue a write for the writer, which commits the writes queued at the same moment together.
 
-        The services make one small write per record, for many records at once; one writer per store committing
-        them together costs one commit instead of many, and on SQLite spares concurrent transactions the
-        database lock's sleep-and-retry. A batch that fails is retried one write at a time, so a failing write
-        fails alone."""
+        The services make one small write per record, for many records at once: one writer per store doing them
+        set-at-a-time (one INSERT of many rows, not many INSERTs) in one transaction costs a few statements and
+        one commit per batch, and on SQLite spares concurrent transactions the database lock's sleep-and-retry.
+        A batch that fails is retried one write at a time, so a failing write fails alone."""
         if self._writer is None or self._writes is None:
             self._writes = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop(self._writes), name="edi-store-writer")
-        write: _Write[T] = _Write(operation, asyncio.get_running_loop().create_future())
+        write: _Write[Any] = _Write(kind, item, asyncio.get_running_loop().create_future())
         self._writes.put_nowait(write)
         return await write.done
+
+    async def _operation(self, operation: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        result: T = await self._write(_OPERATION, operation)
+        return result
 
     async def _write_loop(self, writes: asyncio.Queue[_Write[Any]]) -> None:
         while True:
@@ -170,7 +187,7 @@ class BackboneStore:
                 batch.append(writes.get_nowait())
             try:
                 async with self.engine.begin() as connection:
-                    results = [await write.operation(connection) for write in batch]
+                    results = await self._run_batch(connection, batch)
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0], exc)
@@ -178,12 +195,25 @@ class BackboneStore:
                 for write in batch:
                     try:
                         async with self.engine.begin() as connection:
-                            _settle(write, await write.operation(connection))
+                            _settle(write, (await self._run_batch(connection, [write]))[0])
                     except Exception as single:
                         _settle(write, single)
                 continue
             for write, result in zip(batch, results, strict=True):
                 _settle(write, result)
+
+    async def _run_batch(self, connection: AsyncConnection, batch: list[_Write[Any]]) -> list[Any]:
+        """Every write of the batch, kind by kind (each kind's writes in the order they came); their results in
+        the batch's order."""
+        results: dict[int, Any] = {}
+        for kind, run in ((_CLAIM, self._claims), (_DELIVER, self._deliveries), (_STATUS, self._status_changes)):
+            indexes = [i for i, write in enumerate(batch) if write.kind == kind]
+            if indexes:
+                results.update(zip(indexes, await run(connection, [batch[i].item for i in indexes]), strict=True))
+        for i, write in enumerate(batch):
+            if write.kind == _OPERATION:
+                results[i] = await write.item(connection)
+        return [results[i] for i in range(len(batch))]
 
     async def migrate(self) -> None:
         # Alembic keeps its running migration in module globals: two at once in one process would clash.
@@ -207,23 +237,30 @@ class BackboneStore:
     async def claim(self, record: AcceptedRecord) -> Claim:
         """Record a message about to be accepted, unless its sender used its MsgId before: then say whether it
         is the same document (and the original's id) or other content."""
+        claim: Claim = await self._write(_CLAIM, record)
+        return claim
 
-        async def op(connection: AsyncConnection) -> Claim:
-            inserted = await connection.execute(self._insert_new(
-                t.messages, message_id=record.message_id, sender_her_id=record.sender_her_id, msg_id=record.msg_id,
-                sha256=record.sha256, message_type=record.message_type, is_apprec=record.is_apprec,
-                accepted_at=record.accepted_at, published=False,
-            ))
-            if inserted.rowcount == 1:
-                return Claim(ClaimOutcome.NEW, record.message_id, published=False)
-            row = (await connection.execute(
-                sa.select(t.messages.c.message_id, t.messages.c.sha256, t.messages.c.published).where(
-                    t.messages.c.sender_her_id == record.sender_her_id, t.messages.c.msg_id == record.msg_id)
-            )).one()
-            outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
-            return Claim(outcome, row.message_id, row.published)
-
-        return await self._write(op)
+    async def _claims(self, connection: AsyncConnection, records: list[AcceptedRecord]) -> list[Claim]:
+        m = t.messages.c
+        first = {(r.sender_her_id, r.msg_id): r for r in reversed(records)}  # the first record of each key
+        await connection.execute(self._insert(t.messages).on_conflict_do_nothing(), [
+            {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id, "sha256": r.sha256,
+             "message_type": r.message_type, "is_apprec": r.is_apprec, "accepted_at": r.accepted_at,
+             "published": False}
+            for r in first.values()
+        ])
+        rows = await connection.execute(sa.select(m.sender_her_id, m.msg_id, m.message_id, m.sha256, m.published)
+                                        .where(sa.tuple_(m.sender_her_id, m.msg_id).in_(list(first))))
+        held = {(row.sender_her_id, row.msg_id): row for row in rows}
+        claims = []
+        for record in records:
+            row = held[(record.sender_her_id, record.msg_id)]
+            if row.message_id == record.message_id:
+                claims.append(Claim(ClaimOutcome.NEW, record.message_id, published=row.published))
+            else:
+                outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
+                claims.append(Claim(outcome, row.message_id, row.published))
+        return claims
 
     async def mark_published(self, message_id: UUID) -> None:
         async def op(connection: AsyncConnection) -> None:
@@ -231,7 +268,7 @@ class BackboneStore:
                 sa.update(t.messages).where(t.messages.c.message_id == message_id).values(published=True)
             )
 
-        return await self._write(op)
+        return await self._operation(op)
 
     async def sender_of(self, message_id: UUID) -> str | None:
         async with self.engine.connect() as connection:
@@ -249,20 +286,32 @@ class BackboneStore:
 
     async def deliver(self, delivery: StoredDelivery) -> bool:
         """Put a message in a receiver's mailbox and announce it; False when it is there already."""
-        async def op(connection: AsyncConnection) -> bool:
-            inserted = await connection.execute(self._insert_new(
-                t.mailbox, message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
-                sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
-                is_apprec=delivery.is_apprec, gen_date=delivery.gen_date, received_at=delivery.received_at,
-                delivered_at=delivery.delivered_at, document=delivery.document,
-            ))
-            if inserted.rowcount != 1:
-                return False
-            await self._notify(connection, NotificationKind.NEW_MESSAGE, delivery.receiver_her_id,
-                               delivery.message_id, delivery.sender_her_id, delivery.delivered_at)
-            return True
+        delivered: bool = await self._write(_DELIVER, delivery)
+        return delivered
 
-        return await self._write(op)
+    async def _deliveries(self, connection: AsyncConnection, deliveries: list[StoredDelivery]) -> list[bool]:
+        m = t.mailbox.c
+        # RETURNING names the rows inserted: those that were there already (by either key) are not announced.
+        inserted = await connection.execute(
+            self._insert(t.mailbox).on_conflict_do_nothing().returning(m.message_id, m.receiver_her_id), [
+                {"message_id": d.message_id, "receiver_her_id": d.receiver_her_id, "sender_her_id": d.sender_her_id,
+                 "msg_id": d.msg_id, "message_type": d.message_type, "is_apprec": d.is_apprec,
+                 "gen_date": d.gen_date, "received_at": d.received_at, "delivered_at": d.delivered_at,
+                 "document": d.document}
+                for d in deliveries
+            ])
+        new = {(row.message_id, row.receiver_her_id) for row in inserted}
+        results = []
+        announced = []
+        for d in deliveries:
+            first = (d.message_id, d.receiver_her_id) in new
+            new.discard((d.message_id, d.receiver_her_id))
+            results.append(first)
+            if first:
+                announced.append(_notification(NotificationKind.NEW_MESSAGE, d.receiver_her_id, d.message_id,
+                                               d.sender_her_id, d.delivered_at))
+        await self._notify_all(connection, announced)
+        return results
 
     async def unread(
         self, receiver_her_ids: Sequence[str], *, sender_her_id: str | None = None, msg_id: str | None = None,
@@ -311,7 +360,7 @@ class BackboneStore:
                 m.message_id == message_id, m.receiver_her_id == receiver_her_id))).first()
             return False if exists else None
 
-        return await self._write(op)
+        return await self._operation(op)
 
     async def expired_unread(self, received_before: datetime, limit: int) -> list[tuple[UUID, str]]:
         """Unread messages that arrived before the given moment: their time to live has run out."""
@@ -331,44 +380,58 @@ class BackboneStore:
             ).values(abandoned_at=at))
             return updated.rowcount == 1
 
-        return await self._write(op)
+        return await self._operation(op)
 
     # --- status -------------------------------------------------------------------------------------------------
 
     async def apply_status(self, change: StatusChange) -> None:
         """Record a receiver's status change and tell the sender what changed."""
-        s = t.receiver_status.c
-        async def op(connection: AsyncConnection) -> None:
-            row = (await connection.execute(sa.select(t.receiver_status).where(
-                s.message_id == change.message_id, s.receiver_her_id == change.receiver_her_id))).first()
-            current = None if row is None else _status_row(row)
-            after = next_status(current, change)
-            if after == current:
-                return
-            values = {
-                "transport_state": after.transport_state.value,
-                "apprec_status": None if after.apprec_status is None else after.apprec_status.value,
-                "apprec_errors": [e.model_dump(mode="json") for e in after.apprec_errors] or None,
-                "updated_at": change.at,
-            }
-            if current is None:
-                await connection.execute(sa.insert(t.receiver_status).values(
-                    message_id=change.message_id, receiver_her_id=change.receiver_her_id, **values))
-            else:
-                await connection.execute(sa.update(t.receiver_status).where(
-                    s.message_id == change.message_id, s.receiver_her_id == change.receiver_her_id).values(**values))
-            sender = await _sender_of(connection, change.message_id)
-            if sender is None:
-                return  # nobody to tell (a message the backbone never accepted)
-            previous_state = None if current is None else current.transport_state
-            if after.transport_state is not TransportState.UNCONFIRMED and after.transport_state != previous_state:
-                await self._notify(connection, NotificationKind.MESSAGE_SENT_STATE_UPDATED, sender,
-                                   change.message_id, change.receiver_her_id, change.at)
-            if change.apprec_status is not None:
-                await self._notify(connection, NotificationKind.MESSAGE_APPREC_INFO_UPDATED, sender,
-                                   change.message_id, change.receiver_her_id, change.at)
+        await self._write(_STATUS, change)
 
-        return await self._write(op)
+    async def _status_changes(self, connection: AsyncConnection, changes: list[StatusChange]) -> list[None]:
+        s, m = t.receiver_status.c, t.messages.c
+        keys = list(dict.fromkeys((c.message_id, c.receiver_her_id) for c in changes))
+        rows = await connection.execute(sa.select(t.receiver_status).where(
+            sa.tuple_(s.message_id, s.receiver_her_id).in_(keys)))
+        current: dict[tuple[UUID, str], StatusRow] = {
+            (row.message_id, row.receiver_her_id): _status_row(row) for row in rows}
+        senders = dict((await connection.execute(sa.select(m.message_id, m.sender_her_id).where(
+            m.message_id.in_({c.message_id for c in changes})))).tuples().all())
+        changed: dict[tuple[UUID, str], tuple[StatusRow, datetime]] = {}
+        announced = []
+        for change in changes:
+            key = (change.message_id, change.receiver_her_id)
+            before = current.get(key)
+            after = next_status(before, change)
+            if after == before:
+                continue
+            current[key] = after
+            changed[key] = (after, change.at)
+            sender = senders.get(change.message_id)
+            if sender is None:
+                continue  # nobody to tell (a message the backbone never accepted)
+            if after.transport_state is not TransportState.UNCONFIRMED and after.transport_state != (
+                    before.transport_state if before else None):
+                announced.append(_notification(NotificationKind.MESSAGE_SENT_STATE_UPDATED, sender,
+                                               change.message_id, change.receiver_her_id, change.at))
+            if change.apprec_status is not None:
+                announced.append(_notification(NotificationKind.MESSAGE_APPREC_INFO_UPDATED, sender,
+                                               change.message_id, change.receiver_her_id, change.at))
+        if changed:
+            upsert = self._insert(t.receiver_status)
+            await connection.execute(upsert.on_conflict_do_update(
+                index_elements=[s.message_id, s.receiver_her_id],
+                set_={name: upsert.excluded[name] for name in _STATUS_VALUES},
+            ), [
+                {"message_id": message_id, "receiver_her_id": receiver,
+                 "transport_state": row.transport_state.value,
+                 "apprec_status": None if row.apprec_status is None else row.apprec_status.value,
+                 "apprec_errors": [e.model_dump(mode="json") for e in row.apprec_errors] or None,
+                 "updated_at": at}
+                for (message_id, receiver), (row, at) in changed.items()
+            ])
+        await self._notify_all(connection, announced)
+        return [None] * len(changes)
 
     async def status(self, message_id: UUID) -> list[ReceiverStatus]:
         return [
@@ -401,10 +464,11 @@ class BackboneStore:
                 return False
             sender = await _sender_of(connection, message_id)
             if sender is not None:
-                await self._notify(connection, NotificationKind.REFUSED_MESSAGE, sender, message_id, None, at)
+                await self._notify_all(connection, [
+                    _notification(NotificationKind.REFUSED_MESSAGE, sender, message_id, None, at)])
             return True
 
-        return await self._write(op)
+        return await self._operation(op)
 
     async def is_receipt(self, message_id: UUID) -> bool:
         """Whether the message is a negative AppRec the backbone made itself (not a receiver's answer)."""
@@ -414,12 +478,9 @@ class BackboneStore:
 
     # --- notifications ------------------------------------------------------------------------------------------
 
-    async def _notify(
-        self, connection: AsyncConnection, kind: NotificationKind, her_id: str, message_id: UUID,
-        counterpart_her_id: str | None, at: datetime,
-    ) -> None:
-        await connection.execute(sa.insert(t.notifications).values(
-            kind=kind.value, her_id=her_id, message_id=message_id, counterpart_her_id=counterpart_her_id, at=at))
+    async def _notify_all(self, connection: AsyncConnection, notifications: list[dict[str, Any]]) -> None:
+        if notifications:
+            await connection.execute(sa.insert(t.notifications), notifications)
 
     async def notifications(self, her_ids: Sequence[str], *, after: int = 0, limit: int = 100) -> list[Notification]:
         n = t.notifications.c
@@ -446,7 +507,7 @@ class BackboneStore:
             await connection.execute(statement.on_conflict_do_update(
                 index_elements=[t.relay_positions.c.name], set_={"position": position}))
 
-        return await self._write(op)
+        return await self._operation(op)
 
 
 _ENTRY_COLUMNS = (

@@ -1,0 +1,223 @@
+"""End-to-end pipeline benchmark: edi.inbound -> validator -> router -> mailbox (SQL store), on real Kafka and on the
+embedded bus, for 8 KB dialogmeldinger, beside the bare validation rate measured in the same run.
+
+The services run as `edi run` processes (the layout below), the way a deployment runs them; this process only
+writes to edi.inbound and reads the mailbox table. Two measurements per bus:
+
+- throughput: BENCH_MESSAGES documents written as fast as the producer can, timed from the first write until the
+  last one is in its receiver's mailbox;
+- latency at 500 a second: BENCH_LATENCY_SECONDS of documents paced at 500/s; each message's latency is its
+  mailbox row's delivered_at minus its inbound record's timestamp (the producer's clock, this machine).
+
+Run: `uv run python bench/pipeline.py` (needs ../shared; starts a local Kafka broker from Maven jars unless
+EDI_TEST_KAFKA_BOOTSTRAP names one). Ends with one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.services.conftest import APPRECS, party, seed_registry  # noqa: E402
+from tests.services.documents import DIALOG_SPEC, SENDER, dialog  # noqa: E402
+from tests.shared_samples import STANDARDS  # noqa: E402
+
+from edi.adapters.bus import Bus, BusUnavailableError  # noqa: E402
+from edi.observability.logging import configure_logging  # noqa: E402
+from edi.schemas.topics import ALL_TOPICS, INBOUND  # noqa: E402
+from edi.services.store import BackboneSettings, BackboneStore  # noqa: E402
+from edi.services.store import tables as t  # noqa: E402
+from edi.settings import ValidationSettings  # noqa: E402
+
+MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
+LATENCY_RATE = 500.0
+SIZE = 8192
+RECEIVERS = ("8143060", "8143061", "8143062", "8143063")
+# One process per hot service, the light ones together: on two cores the processes share the CPU with the broker.
+# The relay runs with the router, so that the router's view holds the registry before it routes anything.
+LAYOUT = [["validator"], ["registry-relay", "router"], ["mailbox"], ["status", "receipts"]]
+EDI = Path(sys.executable).parent / "edi"
+PRODUCE_WINDOW = 500  # produces in flight at once while writing as fast as possible
+
+
+def documents(count: int, run: str) -> list[bytes]:
+    return [dialog(f"{run}-{n}", receiver=RECEIVERS[n % len(RECEIVERS)], size=SIZE) for n in range(count)]
+
+
+def bare_validate_per_s(seconds: float = 3.0) -> float:
+    validator = ValidationSettings(schema_dirs=[STANDARDS]).validator()
+    document = dialog("bare", size=SIZE)
+    validator.validate(document)
+    count, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        validator.validate(document)
+        count += 1
+    return count / (time.perf_counter() - began)
+
+
+@contextmanager
+def installation(bus_kind: str, bootstrap: str | None) -> Iterator[Path]:
+    data_dir = Path(tempfile.mkdtemp(prefix=f"edi-bench-{bus_kind}-"))
+    values = {
+        "EDI_DATA_DIR": str(data_dir), "EDI_SCHEMA_DIRS": str(STANDARDS), "EDI_LOG_LEVEL": "WARNING",
+        "EDI_BUS": bus_kind,
+    }
+    if bus_kind == "kafka":
+        assert bootstrap is not None
+        values |= {"EDI_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EDI_KAFKA_REPLICATION_FACTOR": "1",
+                   "EDI_BUS_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}"}
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield data_dir
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def delivered(store: BackboneStore) -> int:
+    async with store.engine.connect() as connection:
+        return int((await connection.execute(sa.select(sa.func.count()).select_from(t.mailbox))).scalar_one())
+
+
+async def wait_for(store: BackboneStore, count: int, timeout_s: float) -> float:
+    deadline = time.monotonic() + timeout_s
+    while (found := await delivered(store)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{found} of {count} delivered within {timeout_s:.0f} s")
+        await asyncio.sleep(0.02)
+    return time.monotonic()
+
+
+async def produce(bus: Bus, payload: bytes, key: bytes) -> None:
+    while True:
+        try:
+            await bus.produce(INBOUND, payload, key=key)
+            return
+        except BusUnavailableError:  # e.g. a partition's leader is still being elected just after creation
+            await asyncio.sleep(0.2)
+
+
+async def produce_fast(bus: Bus, payloads: list[bytes]) -> None:
+    pending: set[asyncio.Task[Any]] = set()
+    for n, payload in enumerate(payloads):
+        pending.add(asyncio.create_task(produce(bus, payload, str(n % 64).encode())))
+        if len(pending) >= PRODUCE_WINDOW:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*pending)
+
+
+async def produce_paced(bus: Bus, payloads: list[bytes], rate: float) -> None:
+    began = time.monotonic()
+    tasks = []
+    for n, payload in enumerate(payloads):
+        delay = began + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(produce(bus, payload, str(n % 64).encode())))
+    await asyncio.gather(*tasks)
+
+
+async def latencies_ms(store: BackboneStore, msg_ids: set[str]) -> list[float]:
+    m = t.mailbox.c
+    async with store.engine.connect() as connection:
+        rows = await connection.execute(sa.select(m.msg_id, m.received_at, m.delivered_at))
+        return [(row.delivered_at - row.received_at).total_seconds() * 1000 for row in rows if row.msg_id in msg_ids]
+
+
+async def measure(bus_kind: str) -> dict[str, float]:
+    await seed_registry([*(party(r, DIALOG_SPEC) for r in RECEIVERS), party(SENDER, *APPRECS)])
+    settings = BackboneSettings()
+    bus = settings.open_bus()
+    await bus.start()
+    await bus.ensure_topics(ALL_TOPICS)
+    store = await BackboneStore.open(settings.store_url)
+    processes = [
+        await asyncio.create_subprocess_exec(str(EDI), "run", *services, start_new_session=True)
+        for services in LAYOUT
+    ]
+    try:
+        warm = documents(200, "warm")
+        await produce_fast(bus, warm)
+        await wait_for(store, len(warm), 120)
+
+        payloads = documents(MESSAGES, "throughput")
+        began = time.monotonic()
+        await produce_fast(bus, payloads)
+        produced_s = time.monotonic() - began
+        finished = await wait_for(store, len(warm) + MESSAGES, 600)
+        throughput = MESSAGES / (finished - began)
+        print(f"{bus_kind:8s} throughput: {MESSAGES} messages in {finished - began:.1f} s = {throughput:.0f}/s "
+              f"(written to edi.inbound in {produced_s:.1f} s)")
+
+        paced = documents(int(LATENCY_RATE * LATENCY_SECONDS), "latency")
+        await produce_paced(bus, paced, LATENCY_RATE)
+        await wait_for(store, len(warm) + MESSAGES + len(paced), 300)
+        times = sorted(await latencies_ms(store, {f"latency-{n}" for n in range(len(paced))}))
+        p50 = statistics.median(times)
+        p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+        print(f"{bus_kind:8s} latency at {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s: p50 {p50:.0f} ms, "
+              f"p99 {p99:.0f} ms, max {times[-1]:.0f} ms ({len(times)} messages)")
+        return {"msgs_per_s": throughput, "p50_ms": p50, "p99_ms": p99}
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await process.wait()
+        await store.close()
+        await bus.close()
+
+
+def main() -> None:
+    configure_logging(level="WARNING")
+    from tests.support.kafka import provision_broker
+
+    print(f"{MESSAGES} messages of {SIZE} bytes for throughput; {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s "
+          f"for latency; services as processes: {' | '.join('+'.join(group) for group in LAYOUT)}")
+    bare = bare_validate_per_s()
+    print(f"bare validation (same 8 KB document, one thread): {bare:.0f}/s")
+    results: dict[str, dict[str, float]] = {}
+    broker = provision_broker()
+    try:
+        with installation("kafka", broker.bootstrap_servers):
+            results["kafka"] = asyncio.run(measure("kafka"))
+    finally:
+        broker.close()
+    with installation("embedded", None):
+        results["embedded"] = asyncio.run(measure("embedded"))
+    print(json.dumps({
+        "kafka_msgs_per_s": round(results["kafka"]["msgs_per_s"]),
+        "kafka_p50_ms_at_500": round(results["kafka"]["p50_ms"], 1),
+        "kafka_p99_ms_at_500": round(results["kafka"]["p99_ms"], 1),
+        "embedded_msgs_per_s": round(results["embedded"]["msgs_per_s"]),
+        "embedded_p99_ms_at_500": round(results["embedded"]["p99_ms"], 1),
+        "bare_validate_per_s": round(bare),
+    }))
+
+
+if __name__ == "__main__":
+    main()
