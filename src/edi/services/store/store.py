@@ -395,8 +395,8 @@ class BackboneStore:
             sa.tuple_(s.message_id, s.receiver_her_id).in_(keys)))
         current: dict[tuple[UUID, str], StatusRow] = {
             (row.message_id, row.receiver_her_id): _status_row(row) for row in rows}
-        senders = dict((await connection.execute(sa.select(m.message_id, m.sender_her_id).where(
-            m.message_id.in_({c.message_id for c in changes})))).tuples().all())
+        senders: dict[UUID, str] = {row.message_id: row.sender_her_id for row in await connection.execute(
+            sa.select(m.message_id, m.sender_her_id).where(m.message_id.in_({c.message_id for c in changes})))}
         changed: dict[tuple[UUID, str], tuple[StatusRow, datetime]] = {}
         announced = []
         for change in changes:
