@@ -1,0 +1,85 @@
+"""`edi up`, `edi send` and `edi inbox` as a newcomer uses them: the backbone started on a fresh data directory
+with demo parties, a sample pushed through it and seen arriving, another refused with the reason, `kapreg` on
+the same directory, the HTTP API answering, and Ctrl-C (SIGINT) stopping it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.services.documents import DIALOG, RECEIVER
+from tests.shared_samples import SAMPLES
+
+BIN = Path(sys.executable).parent
+INVALID = SAMPLES / "dialogmelding/navikt-padm2/dialogmelding_dialog_notat.xml"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def command(*args: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output, _ = await asyncio.wait_for(process.communicate(), 120)
+    return process.returncode or 0, output.decode()
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded"])
+async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_refused(
+    installation: dict[str, str], tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "fresh"
+    env = {k: v for k, v in os.environ.items() if k != "EDI_DATA_DIR"}  # as a newcomer: --data-dir only
+    port = free_port()
+    up = await asyncio.create_subprocess_exec(
+        str(BIN / "edi"), "up", "--data-dir", str(data_dir), "--port", str(port), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        assert up.stdout is not None
+        banner = ""
+        while "Try it" not in banner:
+            line = await asyncio.wait_for(up.stdout.readline(), 60)
+            assert line, f"edi up ended early:\n{banner}"
+            banner += line.decode()
+        assert f"data directory  {data_dir.resolve()}" in banner
+        assert "demo parties imported" in banner and f"http://127.0.0.1:{port}" in banner
+
+        code, sent = await command(str(BIN / "edi"), "send", "--data-dir", str(data_dir), str(DIALOG), env=env)
+        assert code == 0, sent
+        assert "✓ accepted" in sent and f"receiver {RECEIVER}: Unconfirmed (in its mailbox)" in sent
+
+        code, listed = await command(str(BIN / "edi"), "inbox", "--data-dir", str(data_dir), "--her-id", RECEIVER,
+                                     "--json", env=env)
+        assert code == 0, listed
+        [entry] = [json.loads(line) for line in listed.splitlines() if line.startswith("{")]
+        assert entry["what"] == "Dialogmelding 1.0, message function DIALOG_NOTAT"
+
+        code, refused = await command(str(BIN / "edi"), "send", "--data-dir", str(data_dir), "--json", str(INVALID),
+                                      env=env)
+        assert code == 1
+        [result] = [json.loads(line) for line in refused.splitlines() if line.startswith("{")]
+        assert result["refused"]["kind"] == "invalid_document"
+        assert {e["apprec_code"] for e in result["refused"]["errors"]} == {"T02"}
+
+        code, parties = await command(str(BIN / "kapreg"), "parties", "show", RECEIVER, "--json",
+                                      env={**env, "EDI_DATA_DIR": str(data_dir)})
+        assert code == 0 and json.loads(parties)["party"]["herId"] == int(RECEIVER), parties
+
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(f"http://127.0.0.1:{port}/Messages", params={"receiverHerIds": RECEIVER})
+        assert answer.status_code == 401  # the API is up and wants a token
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(up.wait(), 30)
+    assert code in (0, -signal.SIGINT, 130)
