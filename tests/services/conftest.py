@@ -91,7 +91,8 @@ async def running_backbone(
     started: asyncio.Future[host.Parts] = asyncio.get_running_loop().create_future()
     serving = asyncio.create_task(host.serve(services, stop=stop, started=started.set_result))
     try:
-        done, _ = await asyncio.wait({started, serving}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        waiting: set[asyncio.Future[Any]] = {started, serving}
+        done, _ = await asyncio.wait(waiting, timeout=60, return_when=asyncio.FIRST_COMPLETED)
         if serving in done:
             serving.result()  # it failed to start: say why
         parts = started.result()

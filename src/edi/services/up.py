@@ -17,7 +17,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import structlog
 from sqlalchemy.engine import make_url
 
 from edi.adapters.blobs.settings import BlobSettings
@@ -27,8 +26,6 @@ from edi.services import host
 from edi.services.backbone import Backbone
 from edi.services.registry_relay.relay import RegistryRelaySettings
 from edi.services.validator.service import ValidatorSettings
-
-log = structlog.get_logger(__name__)
 
 DEMO_REGISTRY = "demo-registry.json"
 DEMO_ACTOR = "edi up (demo data)"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import structlog
-
 from edi.adapters.bus import Bus
 from edi.events import BlobRef, Delivery, StatusChange, TransportState
 from edi.kapabilitetsregister.model import DeliveryChannel, InvalidHerIdError, parse_her_id
@@ -20,8 +18,6 @@ from edi.services.mailbox.reading import read_delivered
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.runtime import Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings, BackboneStore, StoredDelivery
-
-log = structlog.get_logger(__name__)
 
 _WEEK_MS = 7 * 24 * 60 * 60 * 1000
 
