@@ -34,6 +34,7 @@ from tests.services.documents import (
     dialog,
     epikrise,
 )
+from tests.support.postgres import PostgresServer
 
 KAPREG = Path(sys.executable).parent / "kapreg"
 
@@ -246,3 +247,19 @@ async def test_a_registry_change_made_with_kapreg_reaches_a_running_router_withi
         submitted = await backbone.submit(dialog(), allowed_sender_her_ids=None)
         unread = await eventually(lambda: backbone.unread([RECEIVER]))
     assert [e.message_id for e in unread] == [submitted.message_id]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("bus_kind", ["embedded"])
+async def test_the_backbone_and_the_registry_run_on_postgresql(
+    installation: dict[str, str], postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EDI_DATABASE_URL", postgres_server.create_database())
+    monkeypatch.setenv("EDI_REGISTRY_DATABASE_URL", postgres_server.create_database())
+    await seed_registry([party(EPIKRISE_RECEIVER, EPIKRISE_SPEC), party(EPIKRISE_SENDER, *APPRECS)])
+    async with running_backbone() as (backbone, _):
+        message_id = (await backbone.submit(epikrise(), allowed_sender_her_ids=None)).message_id
+        assert await eventually(lambda: backbone.unread([EPIKRISE_RECEIVER]))
+        receipts = await eventually(lambda: backbone.unread([EPIKRISE_SENDER]), what="the negative AppRec")
+        assert [r.message_id for r in receipts] == [receipt_id(message_id)]
+        assert await backbone.mark_read(message_id, EPIKRISE_RECEIVER)
