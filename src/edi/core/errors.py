@@ -83,6 +83,9 @@ class Code(StrEnum):
     OBJECT_NOT_SENDERS = "EDI-OBJ-003"
     OBJECT_RECEIVERS_MISSING = "EDI-OBJ-004"
     ATTACHMENTS_TOO_LARGE_INLINE = "EDI-OBJ-005"
+    DUPLICATE_MSGID = "EDI-DUP-001"
+    RECEIVER_UNKNOWN = "EDI-RTE-001"
+    RECEIVER_CANNOT_CONSUME = "EDI-RTE-002"
 
 
 _E, _W = Severity.ERROR, Severity.WARNING
@@ -228,6 +231,22 @@ CATALOGUE: dict[Code, ErrorDef] = {
             "cannot read FileReference can take.",
             "Med vedleggene innebygd ville dokumentet bli {size} byte, over de {limit} byte en mottaker som ikke kan "
             "lese FileReference kan ta imot.",
+        ),
+        ErrorDef(
+            Code.DUPLICATE_MSGID, A.E10, _E,
+            "MsgId {msg_id} was already used by sender {sender} for a different document; a resubmission must be "
+            "byte for byte the same, and a new message needs a new MsgId.",
+            "MsgId {msg_id} er allerede brukt av avsender {sender} for et annet dokument; en ny innsending må være "
+            "helt lik, og en ny melding trenger en ny MsgId.",
+        ),
+        ErrorDef(
+            Code.RECEIVER_UNKNOWN, A.E21, _E,
+            "Receiver {receiver} is unknown: {reason}.", "Mottaker {receiver} finnes ikke: {reason}.",
+        ),
+        ErrorDef(
+            Code.RECEIVER_CANNOT_CONSUME, A.T10, _E,
+            "Receiver {receiver} cannot receive this message: {reason}.",
+            "Mottaker {receiver} støtter ikke meldingsformatet: {reason}.",
         ),
         ErrorDef(
             Code.NATIONAL_ID_INVALID, A.E31, _W,

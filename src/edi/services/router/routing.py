@@ -11,15 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from edi.core.errors import AppRecCode, Severity
+from edi.core.errors import Code
 from edi.core.header import RoutingHeader
-from edi.core.problems import Problem
+from edi.core.problems import Problem, problem
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.specifications import describe_message
 from edi.kapabilitetsregister.view import Outcome, RegistryView, Verdict, unrecognised
-
-RECEIVER_UNKNOWN = "EDI-RTE-001"
-RECEIVER_CANNOT_CONSUME = "EDI-RTE-002"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,16 +66,8 @@ def _with_support(view: RegistryView, verdict: Verdict, at: datetime) -> str:
 
 
 def _unknown(receiver: str, reason: str) -> Problem:
-    return Problem(
-        code=RECEIVER_UNKNOWN, apprec_code=AppRecCode.E21, severity=Severity.ERROR,
-        message=f"Receiver {receiver} is unknown: {reason}.",
-        message_nb=f"Mottaker {receiver} finnes ikke: {reason}.",
-    )
+    return problem(Code.RECEIVER_UNKNOWN, receiver=receiver, reason=reason)
 
 
 def _cannot_consume(receiver: str, reason: str) -> Problem:
-    return Problem(
-        code=RECEIVER_CANNOT_CONSUME, apprec_code=AppRecCode.T10, severity=Severity.ERROR,
-        message=f"Receiver {receiver} cannot receive this message: {reason}.",
-        message_nb=f"Mottaker {receiver} støtter ikke meldingsformatet: {reason}.",
-    )
+    return problem(Code.RECEIVER_CANNOT_CONSUME, receiver=receiver, reason=reason)

@@ -15,7 +15,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
-from edi.core.errors import AppRecCode, Code, Severity
+from edi.core.errors import Code, Severity
 from edi.core.header import RoutingHeader
 from edi.core.problems import Problem, problem
 from edi.core.validation import ValidationReport
@@ -23,7 +23,6 @@ from edi.services.messaging import RefusalKind
 
 # Ids derived from content (the validator's message ids, the receipts' AppRec ids) live in this namespace.
 BACKBONE_NAMESPACE = uuid.UUID("5b0c7a1e-2f4d-4c1b-9a53-6f1e0d7c2b90")
-DUPLICATE_MSGID = "EDI-DUP-001"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +81,7 @@ def type_code(header: RoutingHeader) -> str:
 
 def duplicate_msgid(sender_her_id: str, msg_id: str) -> Problem:
     """The refusal of a MsgId this sender already used for a different document."""
-    return Problem(
-        code=DUPLICATE_MSGID, apprec_code=AppRecCode.E10, severity=Severity.ERROR,
-        message=f"MsgId {msg_id} was already used by sender {sender_her_id} for a different document; a "
-        "resubmission must be byte for byte the same, and a new message needs a new MsgId.",
-        message_nb=f"MsgId {msg_id} er allerede brukt av avsender {sender_her_id} for et annet dokument; en "
-        "ny innsending må være helt lik, og en ny melding trenger en ny MsgId.",
-    )
+    return problem(Code.DUPLICATE_MSGID, sender=sender_her_id, msg_id=msg_id)
 
 
 def sha256_of(document: bytes) -> str:
