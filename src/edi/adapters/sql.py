@@ -5,11 +5,19 @@ The same store code runs on both; what differs is set up here once.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -46,3 +54,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+# Alembic keeps its running migration in module globals: two migrations at once in one process would clash.
+_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+async def migrate_to_head(engine: AsyncEngine, script_location: str, version_table: str = "alembic_version") -> None:
+    """Bring the database to the newest migration of `script_location` (e.g. "edi.services.store:migrations")."""
+    def config(connection: sa.Connection) -> Config:
+        alembic = Config()
+        alembic.set_main_option("script_location", script_location)
+        alembic.attributes["connection"] = connection
+        return alembic
+
+    def is_current(connection: sa.Connection) -> bool:
+        head = ScriptDirectory.from_config(config(connection)).get_current_head()
+        context = MigrationContext.configure(connection, opts={"version_table": version_table})
+        return context.get_current_revision() == head
+
+    def upgrade(connection: sa.Connection) -> None:
+        if not is_current(connection):
+            command.upgrade(config(connection), "head")
+
+    async with _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(upgrade)
+        except DBAPIError:
+            # Another process may have migrated the new database at the same moment; fine if it is now current.
+            async with engine.connect() as connection:
+                if not await connection.run_sync(is_current):
+                    raise

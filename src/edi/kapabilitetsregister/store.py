@@ -15,16 +15,11 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from edi.adapters.sql import make_engine
+from edi.adapters.sql import make_engine, migrate_to_head
 from edi.kapabilitetsregister import tables as t
 from edi.kapabilitetsregister.changes import ChangeRecord, describe_change, new_record
 from edi.kapabilitetsregister.import_export import (
@@ -115,16 +110,7 @@ class RegistryStore:
         await self.engine.dispose()
 
     async def migrate(self) -> None:
-        try:
-            async with self.engine.begin() as connection:
-                await connection.run_sync(_upgrade)
-        except DBAPIError:
-            # Another process may have migrated the new database at the same moment; fine if it is now current.
-            async with self.engine.connect() as connection:
-                if not await connection.run_sync(_is_current):
-                    raise
-
-    # --- reading ----------------------------------------------------------------------------------------------
+        await migrate_to_head(self.engine, "edi.kapabilitetsregister:migrations")
 
     async def specifications(self) -> list[Specification]:
         return list(self.catalogue)
@@ -455,20 +441,3 @@ def _party(row: sa.Row[Any]) -> Party:
 
 def _record(row: sa.Row[Any]) -> ChangeRecord:
     return ChangeRecord.model_validate(dict(row._mapping))
-
-
-def _alembic_config(connection: sa.Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", "edi.kapabilitetsregister:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
-def _is_current(connection: sa.Connection) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    return MigrationContext.configure(connection).get_current_revision() == head
-
-
-def _upgrade(connection: sa.Connection) -> None:
-    if not _is_current(connection):
-        command.upgrade(_alembic_config(connection), "head")

@@ -19,15 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from edi.adapters.blobs import BlobNotFound, BlobStore, BlobStoreError, UploadedPart
-from edi.adapters.sql import make_engine
+from edi.adapters.sql import make_engine, migrate_to_head
 from edi.services.objects import tables as t
 from edi.services.objects.tables import VERSION_TABLE
 
@@ -145,16 +140,7 @@ class ObjectService:
         await self.blobs.close()
 
     async def migrate(self) -> None:
-        try:
-            async with self.engine.begin() as connection:
-                await connection.run_sync(_upgrade)
-        except DBAPIError:
-            # Another process may have migrated the new database at the same moment; fine if it is now current.
-            async with self.engine.connect() as connection:
-                if not await connection.run_sync(_is_current):
-                    raise
-
-    # --- URLs -------------------------------------------------------------------------------------------------
+        await migrate_to_head(self.engine, "edi.services.objects:migrations", VERSION_TABLE)
 
     def url_for(self, key: str) -> str:
         """The URL of the object: usable as is in MsgHead's RefDoc/FileReference."""
@@ -467,21 +453,3 @@ def _record(row: Any, receivers: tuple[Receiver, ...]) -> ObjectRecord:
         deleted_reason=DeletedReason(row["deleted_reason"]) if row["deleted_reason"] else None,
         upload_id=row["upload_id"],
     )
-
-
-def _alembic_config(connection: sa.Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", "edi.services.objects:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
-def _is_current(connection: sa.Connection) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision() == head
-
-
-def _upgrade(connection: sa.Connection) -> None:
-    if not _is_current(connection):
-        command.upgrade(_alembic_config(connection), "head")

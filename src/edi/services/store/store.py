@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,15 +18,10 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from edi.adapters.sql import make_engine
+from edi.adapters.sql import make_engine, migrate_to_head
 from edi.core.apprec import AppRecStatus
 from edi.events import StatusChange
 from edi.services.messaging import (
@@ -74,7 +68,6 @@ def _settle(write: _Write[Any], outcome: Any) -> None:
         write.done.set_result(outcome)
 
 
-_MIGRATION_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 class ClaimOutcome(enum.Enum):
@@ -216,17 +209,7 @@ class BackboneStore:
         return [results[i] for i in range(len(batch))]
 
     async def migrate(self) -> None:
-        # Alembic keeps its running migration in module globals: two at once in one process would clash.
-        lock = _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with lock:
-            try:
-                async with self.engine.begin() as connection:
-                    await connection.run_sync(_upgrade)
-            except DBAPIError:
-                # Another process may have migrated the new database at the same moment; fine if it is now current.
-                async with self.engine.connect() as connection:
-                    if not await connection.run_sync(_is_current):
-                        raise
+        await migrate_to_head(self.engine, "edi.services.store:migrations", VERSION_TABLE)
 
     def _insert_new(self, table: sa.Table, **values: Any) -> Any:
         """INSERT that does nothing when a row with the same key is there (its rowcount says which)."""
@@ -536,21 +519,3 @@ async def _sender_of(connection: AsyncConnection, message_id: UUID) -> str | Non
     sender: str | None = (await connection.execute(sa.select(t.messages.c.sender_her_id).where(
         t.messages.c.message_id == message_id))).scalar_one_or_none()
     return sender
-
-
-def _alembic_config(connection: sa.Connection) -> Config:
-    config = Config()
-    config.set_main_option("script_location", "edi.services.store:migrations")
-    config.attributes["connection"] = connection
-    return config
-
-
-def _is_current(connection: sa.Connection) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision() == head
-
-
-def _upgrade(connection: sa.Connection) -> None:
-    if not _is_current(connection):
-        command.upgrade(_alembic_config(connection), "head")
