@@ -80,9 +80,12 @@ def test_every_event_round_trips_in_the_confluent_wire_format(event: Event) -> N
 
 
 def test_every_event_model_has_its_schema_bundled_and_every_schema_a_model() -> None:
-    registered = {(schema.name, schema.version) for schema in LocalSchemaRegistry.bundled().all()}
-    models = {(cls.schema_name, cls.schema_version) for cls in Event.__subclasses__()}
-    assert models == registered
+    newest: dict[str, int] = {}
+    for schema in LocalSchemaRegistry.bundled().all():  # older versions stay, to read the records they wrote
+        newest[schema.name] = max(newest.get(schema.name, 0), schema.version)
+    models = {(cls.schema_name, cls.schema_version) for cls in Event.__subclasses__()
+              if cls.__module__ == "edi.events.models"}  # not the tests' own versions
+    assert models == set(newest.items())
 
 
 # A next version of AcceptedMessage as a later change would make it: one field added, with a default.

@@ -74,7 +74,7 @@ class AcceptedMessage(Event):
 
 class Delivery(Event):
     schema_name: ClassVar[str] = "edi.events.Delivery"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     message_id: UUID
     receiver_her_id: str
@@ -84,6 +84,8 @@ class Delivery(Event):
     business_namespace: str
     document: Document
     received_at: AwareDatetime
+    # The attachments the document refers to in the object service (RefDoc/FileReference), since version 2.
+    attachments: list[BlobRef] = []
 
     def partition_key(self) -> bytes:
         # Per receiver: a receiver's messages stay in order, and one mailbox partition serves it.
