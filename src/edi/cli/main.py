@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from edi.cli.asyncapi import asyncapi
 from edi.cli.dev import app as dev
 from edi.cli.errors import errors
 from edi.cli.inbox import inbox
@@ -24,6 +25,7 @@ app.command()(run)
 app.command()(up)
 app.command()(send)
 app.command()(inbox)
+app.command()(asyncapi)
 app.add_typer(dev)
 
 
