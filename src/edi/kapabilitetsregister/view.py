@@ -122,6 +122,11 @@ class RegistryView:
     def party(self, her_id: int) -> Party | None:
         return self._parties.get(her_id)
 
+    def accepts_file_reference(self, her_id: int) -> bool:
+        """Whether the party takes large attachments as a RefDoc/FileReference URL (else it gets them inline)."""
+        party = self._parties.get(her_id)
+        return party is not None and party.accepts_file_reference
+
     def parties(self) -> list[Party]:
         return sorted(self._parties.values(), key=lambda p: p.her_id)
 

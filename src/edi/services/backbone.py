@@ -37,6 +37,8 @@ from edi.services.messaging import (
     Refused,
     Submitted,
 )
+from edi.services.objects.offload import Attachments
+from edi.services.objects.settings import ObjectSettings
 from edi.services.receipts.answer import FALLBACK, apprec_version
 from edi.services.receipts.service import receipt_id
 from edi.services.registry_relay.feed import RegistryFeed
@@ -61,16 +63,18 @@ class MessagingSettings(BackboneSettings):
 class Backbone:
     def __init__(
         self, *, bus: Bus, store: BackboneStore, validator: Validator, feed: RegistryFeed | None = None,
-        require_schemas: bool = False, follow_interval_s: float = 0.25,
+        require_schemas: bool = False, follow_interval_s: float = 0.25, attachments: Attachments | None = None,
     ) -> None:
         """From explicit parts, all started; `feed` (a registry view) picks the AppRec version `send_apprec`
-        builds, and without it AppRecs are version 1.0."""
+        builds, and without it AppRecs are version 1.0. `attachments`: large attachments go to the object service
+        at submission and come back inline for receivers that cannot read FileReference."""
         self._bus = bus
         self._store = store
         self._validator = validator
         self._feed = feed
         self._require_schemas = require_schemas
         self._follow_interval_s = follow_interval_s
+        self._attachments = attachments
         self._codec = default_codec()
 
     @classmethod
@@ -94,8 +98,11 @@ class Backbone:
                 await following
 
             stack.push_async_callback(stop_feed)
+            attachments = await ObjectSettings(data_dir=settings.data_dir).open_attachments()
+            stack.push_async_callback(attachments.objects.close)
             yield cls(bus=bus, store=store, validator=ValidationSettings().validator(), feed=feed,
-                      require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s)
+                      require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s,
+                      attachments=attachments)
 
     # --- submitting -----------------------------------------------------------------------------------------
 
@@ -119,6 +126,8 @@ class Backbone:
             receivers = [r for r in receivers if r in receiver_subset]
             if not receivers:
                 raise Refused(RefusalKind.NO_RECEIVERS, "no receivers were chosen")
+        if self._attachments is not None and (problems := await self._attachments.check(admission.header)):
+            raise Refused(RefusalKind.INVALID_DOCUMENT, "; ".join(p.message for p in problems), problems)
         now = datetime.now(UTC)
         claim = await self._store.claim(AcceptedRecord(
             message_id=uuid.uuid4(), sender_her_id=sender, msg_id=admission.msg_id, sha256=sha256_of(document),
@@ -131,6 +140,8 @@ class Backbone:
         if claim.outcome is ClaimOutcome.SAME and claim.published:
             return Submitted(message_id=claim.message_id, duplicate=True)
         # New, or claimed before by a submission that did not get as far as the bus: publish it now.
+        if self._attachments is not None:  # large attachments by reference: the record must fit the bus
+            document = (await self._attachments.offload(document, admission.header)).document
         accepted = AcceptedMessage(
             message_id=claim.message_id, sender_her_id=sender, receiver_her_ids=receivers, msg_id=admission.msg_id,
             message_type=admission.message_type,
@@ -186,7 +197,11 @@ class Backbone:
         return await self._store.entries(message_id)
 
     async def business_document(self, message_id: UUID, receiver_her_id: str) -> bytes | None:
-        return await self._store.document(message_id, receiver_her_id)
+        document = await self._store.document(message_id, receiver_her_id)
+        if document is None or self._attachments is None:
+            return document
+        view = None if self._feed is None else await self._feed.wait_ready()
+        return await self._attachments.for_receiver(document, receiver_her_id, view)
 
     async def mark_read(self, message_id: UUID, receiver_her_id: str) -> bool:
         entry = next((e for e in await self._store.entries(message_id) if e.receiver_her_id == receiver_her_id), None)

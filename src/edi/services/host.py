@@ -24,6 +24,8 @@ from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.schemas.topics import ALL_TOPICS
 from edi.services.mailbox import service as mailbox
+from edi.services.objects.offload import Attachments
+from edi.services.objects.settings import ObjectSettings
 from edi.services.receipts import service as receipts
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.registry_relay.relay import RegistryRelay, RegistryRelaySettings
@@ -63,6 +65,7 @@ class Parts:
         self._validator: Validator | None = None
         self._feed: RegistryFeed | None = None
         self._registry: RegistryStore | None = None
+        self._attachments: Attachments | None = None
         self.relay: RegistryRelay | None = None  # set when this process runs the registry relay
         self.components: list[tuple[str, Component]] = []
 
@@ -98,6 +101,13 @@ class Parts:
             self._stack.push_async_callback(self._registry.close)
         return self._registry
 
+    async def attachments(self) -> Attachments:
+        """The object service (large attachments), on the blob store and database the settings name."""
+        if self._attachments is None:
+            self._attachments = await ObjectSettings(**self.overrides).open_attachments()
+            self._stack.push_async_callback(self._attachments.objects.close)
+        return self._attachments
+
     async def add_service(self, service: Service, settings: ServiceSettings) -> None:
         bus = await self.bus()
 
@@ -112,10 +122,11 @@ async def add(parts: Parts, name: str) -> None:
     o = parts.overrides
     if name == "validator":
         validator_settings = validator.ValidatorSettings(**o)
-        service = validator.build(parts.validator(), await parts.store(), validator_settings)
+        service = validator.build(parts.validator(), await parts.store(), validator_settings,
+                                  await parts.attachments())
         await parts.add_service(service, validator_settings)
     elif name == "router":
-        await parts.add_service(router.build(await parts.feed()), router.RouterSettings(**o))
+        await parts.add_service(router.build(await parts.feed(), await parts.attachments()), router.RouterSettings(**o))
     elif name == "mailbox":
         service = mailbox.build(await parts.store(), await parts.feed(), await parts.bus())
         await parts.add_service(service, mailbox.MailboxSettings(**o))

@@ -1,9 +1,10 @@
 """`edi up`: the whole backbone in one process, on embedded defaults unless the settings say otherwise.
 
 Embedded bus, SQLite stores and blobs in one data directory, the capability registry with demo parties on first
-start, every service, and the HTTP API (the gateway, in development mode with locally issued dev tokens) when it
-is installed. `EDI_BUS=kafka`, `EDI_DATABASE_URL`, `EDI_REGISTRY_DATABASE_URL` and `EDI_BLOB_STORE=s3` move a part
-to production infrastructure; the rest of the process stays the same.
+start, every service, the object janitor, and the HTTP API (the gateway with the object API at /objects, in
+development mode with locally issued dev tokens) when it is installed. `EDI_BUS=kafka`, `EDI_DATABASE_URL`,
+`EDI_REGISTRY_DATABASE_URL` and `EDI_BLOB_STORE=s3` move a part to production infrastructure; the rest of the
+process stays the same.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.services import host
 from edi.services.backbone import Backbone
+from edi.services.objects import janitor
+from edi.services.objects.service import ObjectService
+from edi.services.objects.settings import ObjectSettings
 from edi.services.registry_relay.relay import RegistryRelaySettings
 from edi.services.validator.service import ValidatorSettings
 
@@ -74,13 +78,20 @@ async def up(
             relay = parts.relay  # the demo parties reach the views before the services start
             if relay is not None:
                 await relay.catch_up()
+        attachments = await parts.attachments()
+        interval_s = ObjectSettings(**overrides).object_janitor_interval_s
+
+        async def sweep(stop: asyncio.Event) -> None:
+            await janitor.run(attachments.objects, interval_s, stop)
+
         if not api:
-            return []
+            return [("objects-janitor", sweep)]
         backbone = Backbone(
             bus=await parts.bus(), store=await parts.store(), validator=parts.validator(), feed=await parts.feed(),
-            require_schemas=ValidatorSettings(**overrides).require_schemas,
+            require_schemas=ValidatorSettings(**overrides).require_schemas, attachments=attachments,
         )
-        return [("gateway", _gateway(backbone, registry, relay_settings.data_dir, host_name, port))]
+        gateway = _gateway(backbone, registry, attachments.objects, relay_settings.data_dir, host_name, port)
+        return [("objects-janitor", sweep), ("gateway", gateway)]
 
     def announce(parts: host.Parts) -> None:
         settings = parts.settings
@@ -101,7 +112,7 @@ async def up(
 
 
 def _gateway(
-    backbone: Backbone, registry: RegistryStore, data_dir: Path, host_name: str, port: int,
+    backbone: Backbone, registry: RegistryStore, objects: ObjectService, data_dir: Path, host_name: str, port: int,
 ) -> host.Component:
     import uvicorn
 
@@ -112,7 +123,7 @@ def _gateway(
     # A laptop's backbone trusts the local dev issuer unless the environment says otherwise.
     defaults = {} if "EDI_ENVIRONMENT" in os.environ else {"environment": Environment.DEVELOPMENT}
     settings = GatewaySettings(data_dir=data_dir, **defaults)  # type: ignore[arg-type]
-    app = create_app(backbone, settings, directory=RegistryDirectory(registry))
+    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=objects)
     server = uvicorn.Server(uvicorn.Config(app, host=host_name, port=port, log_config=None, access_log=False))
 
     async def run(stop: asyncio.Event) -> None:

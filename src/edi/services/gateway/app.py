@@ -3,11 +3,13 @@ Messaging seam. `edi up` mounts it; tests and `bench/api.py` build it around a M
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from edi.auth.dev import DEV_ISSUER, DevIssuer
 from edi.auth.dpop import ALGORITHMS, NonceSource, ProofChecker, ProofPolicy
@@ -20,6 +22,8 @@ from edi.services.gateway.messages import messages_router, too_large_text
 from edi.services.gateway.notifications import notifications_router
 from edi.services.gateway.settings import Environment, GatewaySettings
 from edi.services.messaging import Messaging
+from edi.services.objects.api import objects_router
+from edi.services.objects.service import ObjectService
 
 # Room for the JSON around a base64 document of the largest size (field names, receiverHerIdsSubset, overrides).
 _ENVELOPE_BYTES = 64 * 1024
@@ -30,9 +34,11 @@ _DEV_ISSUER_REFUSED = (
 
 def create_app(
     messaging: Messaging, settings: GatewaySettings, *, directory: OrganisationDirectory | None = None,
+    objects: ObjectService | None = None,
 ) -> FastAPI:
     """`directory` resolves tokens with herid 0 to the organisation's HER-ids (a RegistryDirectory over the
-    capability registry); without one such tokens are refused."""
+    capability registry); without one such tokens are refused. `objects`: the object API (large attachments)
+    at /objects, under the same authentication."""
     nonces = None
     if settings.dpop_require_nonce:
         secret = settings.dpop_nonce_secret.get_secret_value().encode() if settings.dpop_nonce_secret else None
@@ -54,10 +60,15 @@ def create_app(
     app.include_router(notifications_router(
         messaging, authenticator.caller, heartbeat_seconds=settings.sse_heartbeat_seconds,
     ))
+    if objects is not None:
+
+        async def caller_her_ids(request: Request) -> frozenset[str]:
+            return (await authenticator.caller(request)).her_ids
+
+        app.include_router(objects_router(objects, caller_her_ids))
     encoded_limit = (settings.max_message_bytes + 2) // 3 * 4 + _ENVELOPE_BYTES
-    app.add_middleware(
-        ContractCompatibility, max_body_bytes=encoded_limit, too_large=too_large_text(settings.max_message_bytes),
-    )
+    too_large = too_large_text(settings.max_message_bytes)
+    app.add_middleware(_ObjectsUnlimited, max_body_bytes=encoded_limit, too_large=too_large)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -69,6 +80,19 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class _ObjectsUnlimited:
+    """The contract's request handling for every path, and its body limit for all but /objects: uploads there
+    stream to the blob store, up to the object service's own limit (EDI_OBJECT_MAX_BYTES)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, too_large: str) -> None:
+        self.limited = ContractCompatibility(app, max_body_bytes=max_body_bytes, too_large=too_large)
+        self.unlimited = ContractCompatibility(app, max_body_bytes=sys.maxsize, too_large=too_large)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        objects = scope["type"] == "http" and (scope["path"] + "/").startswith("/objects/")
+        await (self.unlimited if objects else self.limited)(scope, receive, send)
 
 
 def build_verifier(settings: GatewaySettings, nonces: NonceSource | None = None) -> TokenVerifier:

@@ -10,6 +10,13 @@
 - `check_file_references` (ingress): a FileReference the sender wrote itself to this object service must name an
   object that exists, that the sender uploaded, and that lists every receiver of the message.
 
+`Attachments` is how the services use these. Where the offload happens: at ingress (the gateway's submit and the
+validator), before edi.accepted, because the accepted record carries the document and Kafka refuses records over
+1 MB by default; a 50 MB attachment cannot wait for the router. The router offloads whatever an accepted record
+still carries inline (one written by an ingress without an object service), checks that each receiver that cannot
+read FileReference can take the document with its attachments inline, and lists the objects on each Delivery.
+The fetch path (`Backbone.business_document`) puts them back inline for such receivers.
+
 Memory: a document is parsed once into a tree (attachments larger than libxml2's 10 MB text-node limit are
 allowed here: the document was accepted by ingress, and no DTD is let through). An attachment is decoded and
 stored in slices; putting one back encodes it in slices into the output, so the peak is about the output
@@ -34,6 +41,8 @@ from edi.core.parsing import DEFAULT_MAX_BYTES, parse_xml
 from edi.core.problems import Problem, problem
 from edi.core.standards import BASE64_NS, MSGHEAD_NS
 from edi.events import BlobRef
+from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
+from edi.kapabilitetsregister.view import RegistryView
 from edi.services.objects.service import ObjectNotFound, ObjectService, unavailable
 
 _M = "{" + MSGHEAD_NS + "}"
@@ -165,6 +174,54 @@ async def check_file_references(header: RoutingHeader, objects: ObjectService) -
         elif missing := [h for h in header.receiver_her_ids if h not in record.receiver_her_ids]:
             problems.append(problem(Code.OBJECT_RECEIVERS_MISSING, path=where, index=index, missing=", ".join(missing)))
     return problems
+
+
+class Attachments:
+    """Large attachments in the message flow: the object service with the deployment's sizes, as ingress, the
+    router and the fetch path use it (EDI_OBJECT_OFFLOAD_THRESHOLD, EDI_OBJECT_INLINE_MAX_BYTES)."""
+
+    def __init__(self, objects: ObjectService, *, offload_threshold: int, inline_max_bytes: int) -> None:
+        self.objects = objects
+        self.offload_threshold = offload_threshold
+        self.inline_max_bytes = inline_max_bytes
+
+    async def check(self, header: RoutingHeader) -> list[Problem]:
+        """Problems with FileReferences the sender wrote to this object service (ingress refuses on any)."""
+        return await check_file_references(header, self.objects)
+
+    async def offload(self, document: bytes, header: RoutingHeader) -> Rewritten:
+        """The document with its inline attachments over the threshold moved to objects; without parsing it again
+        when its routing header lists none."""
+        if not any(d.size is not None and d.size > self.offload_threshold for d in header.documents):
+            return Rewritten(document, [])
+        return await offload_attachments(document, self.objects, threshold=self.offload_threshold)
+
+    async def referenced(self, header: RoutingHeader) -> list[BlobRef]:
+        """The stored objects of this service that the header's FileReferences name, in the header's order."""
+        keys = [key for d in header.documents if d.file_reference and (key := self.objects.key_for(d.file_reference))]
+        records = await self.objects.records(keys) if keys else {}
+        return [BlobRef(uri=self.objects.url_for(key), size=record.size, sha256=record.sha256)
+                for key in keys if (record := records.get(key)) is not None
+                and record.size is not None and record.sha256 is not None]
+
+    def too_large_inline(self, document: bytes, attachments: list[BlobRef]) -> Problem | None:
+        """Why a receiver that cannot read FileReference cannot have this document, if its attachments put back
+        inline (base64) would make it larger than the limit; None when it fits."""
+        size = len(document) + sum(4 * ((a.size + 2) // 3) for a in attachments)
+        if size <= self.inline_max_bytes:
+            return None
+        return problem(Code.ATTACHMENTS_TOO_LARGE_INLINE, size=size, limit=self.inline_max_bytes)
+
+    async def for_receiver(self, document: bytes, receiver_her_id: str, view: RegistryView | None) -> bytes:
+        """The document as a receiver gets it: as it is when the receiver's registry entry accepts FileReference,
+        otherwise (also without a registry view to ask) with this service's objects inline again. Raises
+        AttachmentsTooLarge over the inline limit, ObjectGone once an object is deleted."""
+        try:
+            if view is not None and view.accepts_file_reference(parse_her_id(receiver_her_id)):
+                return document
+        except InvalidHerIdError:
+            pass
+        return (await reinline_attachments(document, self.objects, max_bytes=self.inline_max_bytes)).document
 
 
 def _parse(document: bytes) -> Any:

@@ -8,8 +8,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from edi.adapters.blobs import BlobStore
+from edi.adapters.blobs import BlobSettings, BlobStore
 from edi.core.parsing import DEFAULT_MAX_BYTES
+from edi.services.objects.offload import Attachments
 from edi.services.objects.service import ObjectService
 
 
@@ -43,3 +44,10 @@ class ObjectSettings(BaseSettings):
         """The object service on the configured database (migrated on first use), owning `blobs`."""
         return await ObjectService.open(self.database_url, blobs, public_url=self.public_url,
                                         retention=self.retention, max_bytes=self.object_max_bytes)
+
+    async def open_attachments(self) -> Attachments:
+        """The object service on the configured blob store (BlobSettings), as the message flow uses it; close it
+        with `attachments.objects.close()`."""
+        blobs = await BlobSettings(data_dir=self.data_dir).open_blob_store()
+        return Attachments(await self.open_service(blobs), offload_threshold=self.object_offload_threshold,
+                           inline_max_bytes=self.object_inline_max_bytes)

@@ -4,6 +4,11 @@ receiver HER-id), and for the others a Rejected status and one Rejection naming 
 
 The registry view comes from the compacted edi.registry topic (`RegistryFeed`); messages wait until it has
 caught up, so a restarted router never refuses a receiver it simply has not read about yet.
+
+Large attachments (`Attachments`, see `edi.services.objects.offload`): ingress has moved them to the object
+service already; what an accepted record still carries inline over the threshold is moved here. Each Delivery
+lists the objects the document refers to, and a receiver that cannot read FileReference is refused (T99) when the
+document with its attachments inline would be larger than it may take.
 """
 
 from __future__ import annotations
@@ -11,11 +16,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
-from edi.kapabilitetsregister.model import InvalidInputError
+from edi.kapabilitetsregister.model import InvalidInputError, parse_her_id
 from edi.kapabilitetsregister.specifications import read_routing_header
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
+from edi.services.objects.offload import Attachments
 from edi.services.registry_relay.feed import RegistryFeed
-from edi.services.router.routing import route
+from edi.services.router.routing import Refused, route
 from edi.services.runtime import Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings
 from edi.services.validator.admission import is_apprec
@@ -25,7 +31,7 @@ class RouterSettings(BackboneSettings):
     pass
 
 
-def build(feed: RegistryFeed) -> Service:
+def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service:
     service = Service("router")
 
     @service.handler(ACCEPTED, payload=AcceptedMessage, outputs=[DELIVERIES, STATUS, REJECTED])
@@ -37,34 +43,46 @@ def build(feed: RegistryFeed) -> Service:
             header = read_routing_header(accepted.document, "the accepted document")
         except InvalidInputError as exc:  # accepted means validated: this record was not written by ingress
             return Poison(str(exc))
+        document = accepted.document
+        objects: list[BlobRef] = []
+        if attachments is not None:
+            offloaded = await attachments.offload(document, header)
+            document = offloaded.document
+            objects = offloaded.objects + await attachments.referenced(header)
         view = await feed.wait_ready()
         now = datetime.now(UTC)
         routing = route(view, header, accepted.receiver_her_ids, now)
+        receivers, refused = list(routing.receivers), list(routing.refused)
+        too_large = attachments.too_large_inline(document, objects) if attachments and objects else None
+        if too_large is not None:
+            inline = [r for r in receivers if not view.accepts_file_reference(parse_her_id(r))]
+            receivers = [r for r in receivers if r not in inline]
+            refused += [Refused(receiver, too_large) for receiver in inline]
         outputs = [
             Output(DELIVERIES, Delivery(
                 message_id=accepted.message_id, receiver_her_id=receiver, sender_her_id=accepted.sender_her_id,
                 msg_id=accepted.msg_id, message_type=accepted.message_type,
-                business_namespace=accepted.business_namespace, document=accepted.document,
-                received_at=accepted.received_at,
+                business_namespace=accepted.business_namespace, document=document,
+                received_at=accepted.received_at, attachments=objects,
             ), correlation=message.correlation.child(receiver_her_id=receiver))
-            for receiver in routing.receivers
+            for receiver in receivers
         ]
         outputs += [
-            Output(STATUS, StatusChange(message_id=accepted.message_id, receiver_her_id=refused.receiver_her_id,
+            Output(STATUS, StatusChange(message_id=accepted.message_id, receiver_her_id=r.receiver_her_id,
                                         transport_state=TransportState.REJECTED, at=now))
-            for refused in routing.refused
+            for r in refused
         ]
-        if routing.refused:
+        if refused:
             outputs.append(Output(REJECTED, Rejection(
                 message_id=accepted.message_id, sender_her_id=accepted.sender_her_id or None, msg_id=accepted.msg_id,
                 errors=[
                     ErrorDetail(code=r.problem.code, apprec_code=r.problem.apprec_code.value,
                                 message=r.problem.message, message_nb=r.problem.message_nb)
-                    for r in routing.refused
+                    for r in refused
                 ],
                 original_message_type=accepted.message_type,
                 original_is_apprec=is_apprec(header),
-                document=accepted.document, rejected_at=now,
+                document=document, rejected_at=now,
             )))
         return outputs
 

@@ -4,6 +4,10 @@ The same admission rule as the gateway's `submit` (see `admission`), and the sam
 document with a sender's MsgId is accepted; the same bytes again are the same message (same id, delivered once,
 since the mailbox keeps one copy per sender, MsgId and receiver); other content under a used MsgId is refused
 with E10. Message ids come from the content, so a record the validator sees twice is still one message.
+
+With an object service (`Attachments`), FileReferences the sender wrote to it are checked (the object exists, is
+the sender's and lists every receiver), and inline attachments over the threshold are moved to it before the
+message goes on to edi.accepted, as the gateway's `submit` does.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from edi.core.validation import ValidationReport, Validator
 from edi.events import AcceptedMessage, ErrorDetail, Rejection, Source
 from edi.schemas.topics import ACCEPTED, INBOUND
 from edi.services.messaging import RefusalKind
+from edi.services.objects.offload import Attachments
 from edi.services.runtime import Message, Output, Reject, Result, Service
 from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome
 from edi.services.validator.admission import (
@@ -59,7 +64,9 @@ def error_details(refusal: Refusal) -> list[ErrorDetail]:
     ]
 
 
-def build(validator: Validator, store: BackboneStore, settings: ValidatorSettings) -> Service:
+def build(
+    validator: Validator, store: BackboneStore, settings: ValidatorSettings, attachments: Attachments | None = None,
+) -> Service:
     service = Service("validator")
 
     @service.handler(INBOUND, payload=bytes, outputs=[ACCEPTED], rejections=_rejection)
@@ -68,6 +75,9 @@ def build(validator: Validator, store: BackboneStore, settings: ValidatorSetting
         admission = admit(await validate(validator, document), require_schemas=settings.require_schemas)
         if isinstance(admission, Refusal):
             return Reject(admission.apprec_code, admission.message, error_details(admission))
+        if attachments is not None and (problems := await attachments.check(admission.header)):
+            refusal = Refusal(RefusalKind.INVALID_DOCUMENT, tuple(problems))
+            return Reject(refusal.apprec_code, refusal.message, error_details(refusal))
         received_at = datetime.fromtimestamp(message.record.timestamp_ms / 1000, UTC)
         claim = await store.claim(AcceptedRecord(
             message_id=content_message_id(document), sender_her_id=admission.sender_her_id,
@@ -78,6 +88,8 @@ def build(validator: Validator, store: BackboneStore, settings: ValidatorSetting
             duplicate = duplicate_msgid(admission.sender_her_id, admission.msg_id)
             refusal = Refusal(RefusalKind.DUPLICATE_MSGID, (duplicate,))
             return Reject(refusal.apprec_code, refusal.message, error_details(refusal))
+        if attachments is not None:  # after the claim: the message's id and duplicate check are of what was sent
+            document = (await attachments.offload(document, admission.header)).document
         accepted = AcceptedMessage(
             message_id=claim.message_id, sender_her_id=admission.sender_her_id,
             receiver_her_ids=list(admission.receiver_her_ids), msg_id=admission.msg_id,
