@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
+from edi.observability.http import OpsSettings, serve_ops
 from edi.observability.logging import configure_logging
+from edi.observability.tracing import configure_tracing
 from edi.services import host
 from edi.services.host import ServiceName
 
@@ -20,10 +22,21 @@ def run(
         "--data-dir", help="The data directory (default EDI_DATA_DIR, else ./.edi-data).")] = None,
 ) -> None:
     """Run backbone services until SIGTERM or Ctrl-C: validator, router, mailbox, status, receipts,
-    registry-relay. Logs are JSON lines on stderr (EDI_LOG_FORMAT=console for people)."""
+    registry-relay. Logs are JSON lines on stderr (EDI_LOG_FORMAT=console for people). /metrics, /healthz and
+    /readyz are served on EDI_OPS_PORT (default 9100; 0: not served); EDI_TRACING=true records traces."""
     names = [service.value for service in services]
     configure_logging(
         format="console" if os.environ.get("EDI_LOG_FORMAT") == "console" else "json",
         level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="+".join(names),
     )
-    asyncio.run(host.serve(names, data_dir=data_dir))
+    configure_tracing()
+    asyncio.run(host.serve(names, data_dir=data_dir, extra=_ops_server))
+
+
+async def _ops_server(parts: host.Parts) -> list[tuple[str, host.Component]]:
+    settings = OpsSettings()
+
+    async def run(stop: asyncio.Event) -> None:
+        await serve_ops(parts.ops, settings, stop)
+
+    return [("ops-http", run)]

@@ -22,6 +22,7 @@ import structlog
 from edi.adapters.bus import Bus
 from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
+from edi.observability.probes import Ops
 from edi.schemas.topics import ALL_TOPICS
 from edi.services.mailbox import service as mailbox
 from edi.services.objects.offload import Attachments
@@ -68,6 +69,7 @@ class Parts:
         self._attachments: Attachments | None = None
         self.relay: RegistryRelay | None = None  # set when this process runs the registry relay
         self.components: list[tuple[str, Component]] = []
+        self.ops = Ops(stack)  # what /metrics and /readyz report of this process
 
     async def bus(self) -> Bus:
         if self._bus is None:
@@ -76,12 +78,14 @@ class Parts:
             self._stack.push_async_callback(bus.close)
             await bus.ensure_topics(ALL_TOPICS)
             self._bus = bus
+            self.ops.watch_bus(bus)
         return self._bus
 
     async def store(self) -> BackboneStore:
         if self._store is None:
             self._store = await BackboneStore.open(self.settings.store_url)
             self._stack.push_async_callback(self._store.close)
+            self.ops.watch_database("store", self._store.engine)
         return self._store
 
     def validator(self) -> Validator:
@@ -93,12 +97,14 @@ class Parts:
         if self._feed is None:
             self._feed = RegistryFeed(await self.bus(), "edi")
             self.components.append(("registry-view", self._feed.run))
+            self.ops.watch_registry_view(self._feed.ready.is_set)
         return self._feed
 
     async def registry(self, settings: RegistryRelaySettings) -> RegistryStore:
         if self._registry is None:
             self._registry = await RegistryStore.open(settings.registry_settings().database_url)
             self._stack.push_async_callback(self._registry.close)
+            self.ops.watch_database("registry", self._registry.engine)
         return self._registry
 
     async def attachments(self) -> Attachments:
@@ -109,7 +115,7 @@ class Parts:
         return self._attachments
 
     async def add_service(self, service: Service, settings: ServiceSettings) -> None:
-        bus = await self.bus()
+        bus = self.ops.consumers.bus(await self.bus(), service.name)
 
         async def run(stop: asyncio.Event) -> None:
             await run_service(service, bus, settings, stop)
@@ -129,6 +135,7 @@ async def add(parts: Parts, name: str) -> None:
         await parts.add_service(router.build(await parts.feed(), await parts.attachments()), router.RouterSettings(**o))
     elif name == "mailbox":
         service = mailbox.build(await parts.store(), await parts.feed(), await parts.bus())
+        parts.ops.sample_backlog((await parts.store()).engine)
         await parts.add_service(service, mailbox.MailboxSettings(**o))
     elif name == "status":
         status_settings = status.StatusSettings(**o)

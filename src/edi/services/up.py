@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 from edi.adapters.blobs.settings import BlobSettings
 from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.store import RegistryStore
+from edi.observability.probes import Ops
+from edi.observability.tracing import configure_tracing
 from edi.services import host
 from edi.services.backbone import Backbone
 from edi.services.objects import janitor
@@ -68,6 +70,7 @@ async def up(
     overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
     relay_settings = RegistryRelaySettings(**overrides)
     api = with_api and gateway_installed()
+    configure_tracing()
     demo = 0
 
     async def seed_and_serve_api(parts: host.Parts) -> Sequence[tuple[str, host.Component]]:
@@ -90,7 +93,8 @@ async def up(
             bus=await parts.bus(), store=await parts.store(), validator=parts.validator(), feed=await parts.feed(),
             require_schemas=ValidatorSettings(**overrides).require_schemas, attachments=attachments,
         )
-        gateway = _gateway(backbone, registry, attachments.objects, relay_settings.data_dir, host_name, port)
+        gateway = _gateway(backbone, registry, attachments.objects, relay_settings.data_dir, host_name, port,
+                           parts.ops)
         return [("objects-janitor", sweep), ("gateway", gateway)]
 
     def announce(parts: host.Parts) -> None:
@@ -113,6 +117,7 @@ async def up(
 
 def _gateway(
     backbone: Backbone, registry: RegistryStore, objects: ObjectService, data_dir: Path, host_name: str, port: int,
+    ops: Ops,
 ) -> host.Component:
     import uvicorn
 
@@ -123,7 +128,7 @@ def _gateway(
     # A laptop's backbone trusts the local dev issuer unless the environment says otherwise.
     defaults = {} if "EDI_ENVIRONMENT" in os.environ else {"environment": Environment.DEVELOPMENT}
     settings = GatewaySettings(data_dir=data_dir, **defaults)  # type: ignore[arg-type]
-    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=objects)
+    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=objects, ops=ops)
     server = uvicorn.Server(uvicorn.Config(app, host=host_name, port=port, log_config=None, access_log=False))
 
     async def run(stop: asyncio.Event) -> None:

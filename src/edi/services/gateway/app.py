@@ -15,6 +15,8 @@ from edi.auth.dev import DEV_ISSUER, DevIssuer
 from edi.auth.dpop import ALGORITHMS, NonceSource, ProofChecker, ProofPolicy
 from edi.auth.jwks import KeySource, RemoteJwks, StaticKeys
 from edi.auth.tokens import TokenVerifier, TrustedIssuer
+from edi.observability.http import HttpObservability, ops_router
+from edi.observability.probes import Ops
 from edi.services.gateway.access import Authenticator, OrganisationDirectory
 from edi.services.gateway.compat import ContractCompatibility
 from edi.services.gateway.errors import install_error_handlers
@@ -34,11 +36,11 @@ _DEV_ISSUER_REFUSED = (
 
 def create_app(
     messaging: Messaging, settings: GatewaySettings, *, directory: OrganisationDirectory | None = None,
-    objects: ObjectService | None = None,
+    objects: ObjectService | None = None, ops: Ops | None = None,
 ) -> FastAPI:
     """`directory` resolves tokens with herid 0 to the organisation's HER-ids (a RegistryDirectory over the
     capability registry); without one such tokens are refused. `objects`: the object API (large attachments)
-    at /objects, under the same authentication."""
+    at /objects, under the same authentication. `ops`: what /readyz checks (the process's parts; none without)."""
     nonces = None
     if settings.dpop_require_nonce:
         secret = settings.dpop_nonce_secret.get_secret_value().encode() if settings.dpop_nonce_secret else None
@@ -66,6 +68,8 @@ def create_app(
             return (await authenticator.caller(request)).her_ids
 
         app.include_router(objects_router(objects, caller_her_ids))
+    app.include_router(ops_router(ops or Ops()))
+    app.add_middleware(HttpObservability, routes=app.routes)  # the innermost layer: it sees canonical paths
     encoded_limit = (settings.max_message_bytes + 2) // 3 * 4 + _ENVELOPE_BYTES
     too_large = too_large_text(settings.max_message_bytes)
     app.add_middleware(_ObjectsUnlimited, max_body_bytes=encoded_limit, too_large=too_large)
