@@ -27,6 +27,9 @@ DLQ_SERVICE = "edi-dlq-service"
 DLQ_TOPIC = "edi-dlq-original-topic"
 DLQ_PARTITION = "edi-dlq-original-partition"
 DLQ_OFFSET = "edi-dlq-original-offset"
+DLQ_PREFIX = "edi-dlq-"  # every header above; a re-drive leaves them off
+# Added to a record an operator re-drives from a dead-letter topic: where it was (`<service>@<offset>`).
+REDRIVEN_FROM = "edi-redriven-from"
 
 _TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})")
 _SAMPLED = "01"

@@ -53,6 +53,7 @@ def build(store: BackboneStore, feed: RegistryFeed, settings: ReceiptsSettings) 
     @service.handler(REJECTED, payload=Rejection, outputs=[ACCEPTED])
     async def answer(message: Message[Rejection]) -> Result:
         rejection = message.payload
+        await store.record_refusal(rejection)  # why, for the operators (`edi ops history`), answered or not
         if rejection.original_is_apprec:
             log.info("no receipt: an AppRec is never answered with an AppRec")
             return []

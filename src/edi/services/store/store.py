@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -23,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from edi.adapters.sql import make_engine, migrate_to_head
 from edi.core.apprec import AppRecStatus
-from edi.events import StatusChange
+from edi.events import ErrorDetail, Rejection, StatusChange
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
@@ -33,6 +34,7 @@ from edi.services.messaging import (
     ReceiverStatus,
     TransportState,
 )
+from edi.services.operations.models import AuditEntry, Backlog, DeadLetterAction, DeadLetterState, MessageStatus
 from edi.services.store import tables as t
 from edi.services.store.tables import VERSION_TABLE
 
@@ -40,6 +42,8 @@ T = TypeVar("T")
 _MAX_BATCH = 200
 _CLAIM, _DELIVER, _STATUS, _OPERATION = "claim", "deliver", "status", "operation"
 _STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_at")
+# A receiver's fetch is noted at most this often per HER-id and store, so that polling costs no write per poll.
+FETCH_RESOLUTION_S = 5.0
 
 
 def _notification(
@@ -135,6 +139,7 @@ class BackboneStore:
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._writes: asyncio.Queue[_Write[Any]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._fetches_noted: dict[str, float] = {}  # HER-id -> when (monotonic) its last fetch was written
 
     @classmethod
     async def open(cls, url: str) -> BackboneStore:
@@ -312,8 +317,28 @@ class BackboneStore:
             query = query.where(m.sender_her_id == sender_her_id)
         if msg_id is not None:
             query = query.where(m.msg_id == msg_id)
+        await self._note_fetch(receiver_her_ids)
         async with self.engine.connect() as connection:
             return [_entry(row) for row in await connection.execute(query)]
+
+    async def _note_fetch(self, her_ids: Sequence[str]) -> None:
+        """A look at receivers' unread messages is their fetch: note when (for `edi ops backlog`)."""
+        now = time.monotonic()
+        due = [h for h in dict.fromkeys(her_ids) if now - self._fetches_noted.get(h, -FETCH_RESOLUTION_S)
+               >= FETCH_RESOLUTION_S]
+        if not due:
+            return
+        for her_id in due:
+            self._fetches_noted[her_id] = now
+        at = datetime.now(UTC)
+
+        async def op(connection: AsyncConnection) -> None:
+            upsert = self._insert(t.receiver_fetches)
+            await connection.execute(upsert.on_conflict_do_update(
+                index_elements=[t.receiver_fetches.c.her_id], set_={"fetched_at": upsert.excluded.fetched_at},
+            ), [{"her_id": her_id, "fetched_at": at} for her_id in due])
+
+        await self._operation(op)
 
     async def entries(self, message_id: UUID) -> list[MailboxEntry]:
         query = sa.select(*_ENTRY_COLUMNS).where(t.mailbox.c.message_id == message_id).order_by(
@@ -492,6 +517,205 @@ class BackboneStore:
 
         return await self._operation(op)
 
+    # --- operator tools -----------------------------------------------------------------------------------------
+
+    async def record_refusal(self, rejection: Rejection) -> None:
+        """Note why a message was refused (the first time it is told; a refusal is not repeated differently)."""
+        async def op(connection: AsyncConnection) -> None:
+            await connection.execute(self._insert_new(
+                t.refusals, message_id=rejection.message_id, sender_her_id=rejection.sender_her_id,
+                msg_id=rejection.msg_id, errors=[e.model_dump(mode="json") for e in rejection.errors],
+                rejected_at=rejection.rejected_at))
+
+        return await self._operation(op)
+
+    async def find_messages(
+        self, *, message_id: UUID | None = None, msg_id: str | None = None, her_id: str | None = None,
+        status: MessageStatus | None = None, among: Sequence[UUID] | None = None, limit: int = 50,
+    ) -> list[UUID]:
+        """The messages (accepted, or refused at ingress) that meet every criterion given, newest first. `her_id`
+        matches a sender or a receiver; `among` limits them to these ids. DEAD_LETTERED is the caller's to find
+        (on the bus) and give as `among`."""
+        m, r, b, s = t.messages.c, t.refusals.c, t.mailbox.c, t.receiver_status.c
+        known = sa.union_all(
+            sa.select(m.message_id, m.accepted_at.label("at")), sa.select(r.message_id, r.rejected_at.label("at")),
+        ).subquery()
+        ids = known.c.message_id
+        query = sa.select(ids).group_by(ids).order_by(sa.func.min(known.c.at).desc(), ids).limit(limit)
+        if message_id is not None:
+            query = query.where(ids == message_id)
+        if msg_id is not None:
+            query = query.where(ids.in_(sa.union(sa.select(m.message_id).where(m.msg_id == msg_id),
+                                                 sa.select(r.message_id).where(r.msg_id == msg_id))))
+        if her_id is not None:
+            query = query.where(ids.in_(sa.union(
+                sa.select(m.message_id).where(m.sender_her_id == her_id),
+                sa.select(r.message_id).where(r.sender_her_id == her_id),
+                sa.select(b.message_id).where(b.receiver_her_id == her_id),
+                sa.select(s.message_id).where(s.receiver_her_id == her_id),
+            )))
+        if among is not None:
+            query = query.where(ids.in_(list(among)))
+        if status is not None and status is not MessageStatus.DEAD_LETTERED:
+            query = query.where(ids.in_(_with_status(status)))
+        async with self.engine.connect() as connection:
+            return [row.message_id for row in await connection.execute(query)]
+
+    async def facts(self, message_id: UUID) -> MessageFacts | None:
+        """Everything the store knows of a message, for its history; None when it knows nothing of it."""
+        m, r, c, b, s = t.messages.c, t.refusals.c, t.receipts.c, t.mailbox.c, t.receiver_status.c
+        async with self.engine.connect() as connection:
+            accepted = (await connection.execute(sa.select(t.messages).where(m.message_id == message_id))).first()
+            refusal = (await connection.execute(sa.select(t.refusals).where(r.message_id == message_id))).first()
+            receipt = (await connection.execute(sa.select(t.receipts).where(c.message_id == message_id))).first()
+            copies = [message_id] if receipt is None else [message_id, receipt.apprec_message_id]
+            mailbox = (await connection.execute(sa.select(*_MAILBOX_COLUMNS).where(b.message_id.in_(copies))
+                                                .order_by(b.delivered_at, b.receiver_her_id))).all()
+            statuses = (await connection.execute(sa.select(t.receiver_status).where(s.message_id == message_id)
+                                                 .order_by(s.updated_at, s.receiver_her_id))).all()
+        if accepted is None and refusal is None and not mailbox and not statuses:
+            return None
+        return MessageFacts(
+            message_id=message_id,
+            accepted=None if accepted is None else AcceptedRecord(
+                message_id=accepted.message_id, sender_her_id=accepted.sender_her_id, msg_id=accepted.msg_id,
+                sha256=accepted.sha256, message_type=accepted.message_type, is_apprec=accepted.is_apprec,
+                accepted_at=accepted.accepted_at),
+            refusal=None if refusal is None else Refusal(
+                sender_her_id=refusal.sender_her_id, msg_id=refusal.msg_id,
+                errors=tuple(ErrorDetail.model_validate(e) for e in refusal.errors), rejected_at=refusal.rejected_at),
+            receipt=None if receipt is None else (receipt.apprec_message_id, receipt.created_at),
+            mailbox=tuple(_mailbox_row(row) for row in mailbox if row.message_id == message_id),
+            receipt_copies=tuple(_mailbox_row(row) for row in mailbox if row.message_id != message_id),
+            statuses=tuple(ReceiverStatusRow(row.receiver_her_id, _status_row(row), row.updated_at)
+                           for row in statuses),
+        )
+
+    async def apprecs_to(self, sender_her_id: str, from_her_ids: Sequence[str]) -> list[tuple[MailboxRow, bytes]]:
+        """The AppRecs in a sender's mailbox from these HER-ids (the receivers of one of its messages), with their
+        documents: the caller reads which message each answers."""
+        b = t.mailbox.c
+        query = sa.select(*_MAILBOX_COLUMNS, b.document).where(
+            b.receiver_her_id == sender_her_id, b.sender_her_id.in_(list(from_her_ids)), b.is_apprec.is_(True))
+        async with self.engine.connect() as connection:
+            return [(_mailbox_row(row), row.document) for row in await connection.execute(query)]
+
+    async def audit_action(self, act: Act, outcome: str) -> None:
+        """Audit an action that changed nothing (refused, or nothing to do)."""
+        async def op(connection: AsyncConnection) -> None:
+            await _audit(connection, act, outcome)
+
+        return await self._operation(op)
+
+    async def dead_letter_actions(self, service: str | None = None) -> dict[tuple[str, int], DeadLetterAction]:
+        d = t.dead_letters.c
+        query = sa.select(t.dead_letters) if service is None else sa.select(t.dead_letters).where(d.service == service)
+        async with self.engine.connect() as connection:
+            return {(row.service, row.dlq_offset): _dead_letter_action(row) for row in await connection.execute(query)}
+
+    async def begin_redrive(self, act: Act, service: str, offset: int, message_id: UUID | None) -> Redrive:
+        """Record a re-drive before it is made, with its audit entry. Refused (and audited so) when the dead
+        letter was re-driven or parked before; an earlier re-drive that was recorded but never confirmed may be
+        made again (the services downstream are idempotent, so producing it twice delivers it once)."""
+        async def op(connection: AsyncConnection) -> Redrive:
+            before = await _dead_letter(connection, service, offset)
+            if before is not None and before.state is not DeadLetterState.REDRIVING:
+                refused = f"refused: {before.describe()}"
+                await _audit(connection, act, refused)
+                return Redrive(None, before)
+            values = {"message_id": message_id, "state": DeadLetterState.REDRIVING.value, "operator": act.operator,
+                      "reason": act.reason, "at": act.at, "redriven_to": None, "done_at": None}
+            upsert = self._insert(t.dead_letters).values(service=service, dlq_offset=offset, **values)
+            await connection.execute(upsert.on_conflict_do_update(
+                index_elements=[t.dead_letters.c.service, t.dead_letters.c.dlq_offset], set_=values))
+            return Redrive(await _audit(connection, act, None), before)
+
+        return await self._operation(op)
+
+    async def finish_redrive(self, audit_id: int, service: str, offset: int, redriven_to: str, at: datetime) -> None:
+        async def op(connection: AsyncConnection) -> None:
+            d = t.dead_letters.c
+            await connection.execute(sa.update(t.dead_letters).where(d.service == service, d.dlq_offset == offset)
+                                     .values(state=DeadLetterState.REDRIVEN.value, redriven_to=redriven_to,
+                                             done_at=at))
+            await _set_outcome(connection, audit_id, f"re-driven to {redriven_to}")
+
+        return await self._operation(op)
+
+    async def fail_action(self, audit_id: int, outcome: str) -> None:
+        async def op(connection: AsyncConnection) -> None:
+            await _set_outcome(connection, audit_id, outcome)
+
+        return await self._operation(op)
+
+    async def park(self, act: Act, service: str, offset: int, message_id: UUID | None) -> DeadLetterAction | None:
+        """Park a dead letter with the act's reason; None once parked, else what it was before (re-driven, or
+        parked already: nothing changes, and the audit says so)."""
+        async def op(connection: AsyncConnection) -> DeadLetterAction | None:
+            before = await _dead_letter(connection, service, offset)
+            if before is not None:
+                await _audit(connection, act, f"refused: {before.describe()}")
+                return before
+            await connection.execute(sa.insert(t.dead_letters).values(
+                service=service, dlq_offset=offset, message_id=message_id, state=DeadLetterState.PARKED.value,
+                operator=act.operator, reason=act.reason, at=act.at))
+            await _audit(connection, act, "parked")
+            return None
+
+        return await self._operation(op)
+
+    async def reopen(self, act: Act, copies: Sequence[tuple[UUID, str]], outcome: str) -> int:
+        """Put mailbox copies (message id, receiver) back as unread and announce them again as new, so the
+        receiver fetches them once more; their time to live starts again. Returns how many were there."""
+        b = t.mailbox.c
+
+        async def op(connection: AsyncConnection) -> int:
+            reopened = []
+            for message_id, receiver in copies:
+                updated = await connection.execute(
+                    sa.update(t.mailbox).where(b.message_id == message_id, b.receiver_her_id == receiver)
+                    .values(read_at=None, abandoned_at=None, received_at=act.at)
+                    .returning(b.sender_her_id))
+                sender = updated.scalar_one_or_none()
+                if sender is not None:
+                    reopened.append(_notification(NotificationKind.NEW_MESSAGE, receiver, message_id, sender, act.at))
+            await self._notify_all(connection, reopened)
+            await _audit(connection, act, outcome)
+            return len(reopened)
+
+        return await self._operation(op)
+
+    async def audit_trail(self, *, target: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        """Operator actions, newest first."""
+        a = t.operator_actions.c
+        query = sa.select(t.operator_actions).order_by(a.id.desc()).limit(limit)
+        if target is not None:
+            query = query.where(a.target == target)
+        async with self.engine.connect() as connection:
+            return [AuditEntry(id=row.id, at=row.at, operator=row.operator, action=row.action, target=row.target,
+                               reason=row.reason, outcome=row.outcome) for row in await connection.execute(query)]
+
+    async def backlog(self, her_id: str | None = None) -> list[Backlog]:
+        """Per receiver with unread messages or a fetch on record: how many wait, since when, and its last fetch."""
+        b, f = t.mailbox.c, t.receiver_fetches.c
+        unread = sa.select(b.receiver_her_id, sa.func.count().label("count"),
+                           sa.func.min(b.received_at).label("oldest")).where(
+            b.read_at.is_(None), b.abandoned_at.is_(None)).group_by(b.receiver_her_id)
+        fetches = sa.select(f.her_id, f.fetched_at)
+        if her_id is not None:
+            unread, fetches = unread.where(b.receiver_her_id == her_id), fetches.where(f.her_id == her_id)
+        async with self.engine.connect() as connection:
+            waiting = {row.receiver_her_id: (row.count, row.oldest) for row in await connection.execute(unread)}
+            fetched = {row.her_id: row.fetched_at for row in await connection.execute(fetches)}
+        now = datetime.now(UTC)
+        return [
+            Backlog(her_id=receiver, unread=waiting.get(receiver, (0, None))[0],
+                    oldest_unread_at=(oldest := waiting.get(receiver, (0, None))[1]),
+                    oldest_unread_age_s=None if oldest is None else round((now - oldest).total_seconds(), 3),
+                    last_fetch_at=fetched.get(receiver))
+            for receiver in sorted({*waiting, *fetched}, key=lambda h: (len(h), h))
+        ]
+
 
 _ENTRY_COLUMNS = (
     t.mailbox.c.message_id, t.mailbox.c.receiver_her_id, t.mailbox.c.sender_her_id, t.mailbox.c.msg_id,
@@ -519,3 +743,124 @@ async def _sender_of(connection: AsyncConnection, message_id: UUID) -> str | Non
     sender: str | None = (await connection.execute(sa.select(t.messages.c.sender_her_id).where(
         t.messages.c.message_id == message_id))).scalar_one_or_none()
     return sender
+
+
+# --- operator tools: records and helpers ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """An operator's action, as the audit trail records it."""
+
+    operator: str
+    action: str
+    target: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Redrive:
+    audit_id: int | None  # None: refused (see `before`)
+    before: DeadLetterAction | None  # what an operator had done with the dead letter before
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRow:
+    message_id: UUID
+    receiver_her_id: str
+    sender_her_id: str
+    msg_id: str
+    message_type: str
+    is_apprec: bool
+    received_at: datetime
+    delivered_at: datetime
+    read_at: datetime | None
+    abandoned_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverStatusRow:
+    receiver_her_id: str
+    status: StatusRow
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    sender_her_id: str | None
+    msg_id: str | None
+    errors: tuple[ErrorDetail, ...]
+    rejected_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    message_id: UUID
+    accepted: AcceptedRecord | None
+    refusal: Refusal | None
+    receipt: tuple[UUID, datetime] | None  # the negative AppRec the backbone made, and when
+    mailbox: tuple[MailboxRow, ...]  # the receivers' copies
+    receipt_copies: tuple[MailboxRow, ...]  # the negative AppRec in the sender's mailbox
+    statuses: tuple[ReceiverStatusRow, ...]
+
+
+_MAILBOX_COLUMNS = (
+    t.mailbox.c.message_id, t.mailbox.c.receiver_her_id, t.mailbox.c.sender_her_id, t.mailbox.c.msg_id,
+    t.mailbox.c.message_type, t.mailbox.c.is_apprec, t.mailbox.c.received_at, t.mailbox.c.delivered_at,
+    t.mailbox.c.read_at, t.mailbox.c.abandoned_at,
+)
+
+
+def _mailbox_row(row: Any) -> MailboxRow:
+    return MailboxRow(
+        message_id=row.message_id, receiver_her_id=row.receiver_her_id, sender_her_id=row.sender_her_id,
+        msg_id=row.msg_id, message_type=row.message_type, is_apprec=row.is_apprec, received_at=row.received_at,
+        delivered_at=row.delivered_at, read_at=row.read_at, abandoned_at=row.abandoned_at,
+    )
+
+
+def _with_status(status: MessageStatus) -> sa.Select[Any]:
+    """The ids of the messages with a status (all but DEAD_LETTERED, which is on the bus)."""
+    m, r, b, s = t.messages.c, t.refusals.c, t.mailbox.c, t.receiver_status.c
+    if status is MessageStatus.UNDELIVERED:
+        return sa.select(m.message_id).where(
+            ~sa.exists().where(b.message_id == m.message_id), ~sa.exists().where(s.message_id == m.message_id),
+            ~sa.exists().where(r.message_id == m.message_id))
+    if status is MessageStatus.UNREAD:
+        return sa.select(b.message_id).where(b.read_at.is_(None), b.abandoned_at.is_(None))
+    if status is MessageStatus.READ:
+        return sa.select(b.message_id).where(b.read_at.is_not(None))
+    if status is MessageStatus.ABANDONED:
+        return sa.select(b.message_id).where(b.abandoned_at.is_not(None))
+    if status is MessageStatus.REFUSED:
+        return sa.union(sa.select(r.message_id), sa.select(s.message_id).where(
+            s.transport_state == TransportState.REJECTED.value)).subquery().select()
+    if status is MessageStatus.APPREC:
+        return sa.select(s.message_id).where(s.apprec_status.is_not(None))
+    raise ValueError(f"{status} is not in the store")
+
+
+def _dead_letter_action(row: Any) -> DeadLetterAction:
+    return DeadLetterAction(state=DeadLetterState(row.state), operator=row.operator, reason=row.reason, at=row.at,
+                            redriven_to=row.redriven_to, done_at=row.done_at)
+
+
+async def _dead_letter(connection: AsyncConnection, service: str, offset: int) -> DeadLetterAction | None:
+    d = t.dead_letters.c
+    row = (await connection.execute(sa.select(t.dead_letters).where(
+        d.service == service, d.dlq_offset == offset))).first()
+    return None if row is None else _dead_letter_action(row)
+
+
+async def _audit(connection: AsyncConnection, act: Act, outcome: str | None) -> int:
+    inserted = await connection.execute(sa.insert(t.operator_actions).values(
+        at=act.at, operator=act.operator, action=act.action, target=act.target, reason=act.reason, outcome=outcome,
+    ).returning(t.operator_actions.c.id))
+    audit_id: int = inserted.scalar_one()
+    return audit_id
+
+
+async def _set_outcome(connection: AsyncConnection, audit_id: int, outcome: str) -> None:
+    await connection.execute(sa.update(t.operator_actions).where(t.operator_actions.c.id == audit_id)
+                             .values(outcome=outcome))

@@ -87,3 +87,56 @@ relay_positions = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("position", sa.BigInteger, nullable=False),
 )
+
+# --- operator tools (migration 0002) ---
+
+# Every refusal edi.rejected carried, answered with a receipt or not: why the message was refused (each error's
+# core code, AppRec code and text). At most one per message: a refused message is refused once.
+refusals = sa.Table(
+    "refusals", metadata,
+    sa.Column("message_id", sa.Uuid, primary_key=True),
+    sa.Column("sender_her_id", HER_ID),
+    sa.Column("msg_id", sa.Text),
+    sa.Column("errors", sa.JSON, nullable=False),
+    sa.Column("rejected_at", UtcDateTime, nullable=False),
+    sa.Index("refusals_by_msg_id", "msg_id"),
+    sa.Index("refusals_by_sender", "sender_her_id"),
+)
+
+# What operators did with a dead letter (by its service and offset on that service's one-partition dead-letter
+# topic): a re-drive is recorded here before the record is produced again, so it is done once; a parked record
+# is never offered for re-drive. No row: the dead letter is open.
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("service", sa.String(32), primary_key=True),
+    sa.Column("dlq_offset", sa.BigInteger, primary_key=True),
+    sa.Column("message_id", sa.Uuid),
+    sa.Column("state", sa.String(16), nullable=False),  # redriving, redriven, parked
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("redriven_to", sa.Text),  # topic[partition]@offset of the record produced again
+    sa.Column("done_at", UtcDateTime),
+)
+
+# The operators' audit trail: who did what, when, to what, why, and how it ended.
+operator_actions = sa.Table(
+    "operator_actions", metadata,
+    sa.Column("id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("at", UtcDateTime, nullable=False),
+    sa.Column("operator", sa.Text, nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("outcome", sa.Text),
+)
+
+# When each receiver last fetched its unread messages (to see a receiver that has stopped fetching).
+receiver_fetches = sa.Table(
+    "receiver_fetches", metadata,
+    sa.Column("her_id", HER_ID, primary_key=True),
+    sa.Column("fetched_at", UtcDateTime, nullable=False),
+)
+
+# Finding a message by its MsgId alone (the unique key starts with the sender).
+sa.Index("messages_by_msg_id", messages.c.msg_id)
