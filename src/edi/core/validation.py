@@ -119,16 +119,9 @@ class Validator:
             self._validate_part(element, PartKind.DOCUMENT, 0, parts, problems)
             return []
         inner = content_parts(element)
-        # MsgHead's Content is a strict wildcard: the envelope is validated on its own, with the documents inside
-        # Content lifted out for the moment, and each document then against the schema for its own namespace.
-        holders = [(child.getparent(), child) for _, child in inner]
-        for holder, child in holders:
-            holder.remove(child)
-        try:
-            self._validate_part(element, PartKind.ENVELOPE, 0, parts, problems)
-        finally:
-            for holder, child in holders:
-                holder.append(child)
+        # The catalog compiles the envelope's schema with Content skipped (see SchemaCatalog): each document inside
+        # is validated against the schema for its own namespace instead.
+        self._validate_part(element, PartKind.ENVELOPE, 0, parts, problems)
         for index, child in inner:
             standard = standard_for(namespace_of(child))
             kind = PartKind.ATTACHMENT if standard and standard.role is Role.ATTACHMENT else PartKind.DOCUMENT
