@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from edi.events import headers as h
 from edi.events.codec import AvroCodec, DecodeError, default_codec
 from edi.events.headers import Correlation
 from edi.events.models import DeadLetter, Event
+from edi.observability import metrics, tracing
 from edi.schemas.topics import ALL_TOPICS, REJECTED, dead_letter_spec, dead_letter_topic
 from edi.services.runtime.outcomes import Outcome, Poison, Reject, Retryable
 from edi.services.runtime.retry import BROKER_BACKOFF
@@ -196,7 +198,8 @@ class _Runner:
             "partition": record.partition,
             "offset": record.offset,
         }
-        with structlog.contextvars.bound_contextvars(**context, **correlation.log_context()):
+        with (structlog.contextvars.bound_contextvars(**context, **correlation.log_context()),
+              tracing.handling(self._service.name, record, correlation) as correlation):
             try:
                 payload = _decode(route, record.value, self._codec)
             except DecodeError as exc:
@@ -219,6 +222,7 @@ class _Runner:
                     return False
 
     async def _attempt(self, route: Route[Any], message: Message[Any]) -> Sequence[Output] | Retryable | Poison:
+        started = time.perf_counter()
         try:
             result = await route.handler(message)
             if isinstance(result, Outcome):
@@ -230,12 +234,15 @@ class _Runner:
             if route.rejections is None:
                 return Poison(f"rejected ({reject.apprec_code}: {reject.reason}), but the handler has no rejections")
             log.info("message rejected", apprec_code=reject.apprec_code, reason=reject.reason)
+            metrics.MESSAGES_REFUSED.labels(self._service.name, reject.apprec_code).inc()
             return [Output(REJECTED, route.rejections(message, reject))]
         except (Retryable, Poison) as outcome:
             return outcome
         except Exception as exc:  # a bug or an unforeseen outage: retried, then dead-lettered, never skipped
             log.warning("handler raised", exc_info=True)
             return Retryable(f"{type(exc).__name__}: {exc}")
+        finally:
+            metrics.HANDLER_SECONDS.labels(self._service.name, route.topic).observe(time.perf_counter() - started)
 
     async def _publish(
         self, route: Route[Any], record: Record, correlation: Correlation, outputs: Sequence[Output], attempt: int
@@ -282,6 +289,7 @@ class _Runner:
     async def _dead_letter(self, record: Record, reason: str, attempts: int) -> bool:
         reason = reason[:_MAX_REASON_CHARS]
         log.error("moving record to the dead-letter topic", reason=reason, attempts=attempts)
+        metrics.DEAD_LETTERS.labels(self._service.name, record.topic).inc()
         letter = DeadLetter(
             service=self._service.name,
             original_topic=record.topic,
