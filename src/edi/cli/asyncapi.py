@@ -45,6 +45,8 @@ _HEADER_DOCS = {
     h.DLQ_TOPIC: "The topic the record was read from.",
     h.DLQ_PARTITION: "Its partition there.",
     h.DLQ_OFFSET: "Its offset there.",
+    h.REDRIVEN_FROM: "On a record an operator re-drove from a dead-letter topic (`edi ops dlq redrive`): "
+                     "<service>@<offset> of the dead letter.",
 }
 _DEAD_LETTER_HEADERS = (h.DLQ_REASON, h.DLQ_ATTEMPTS, h.DLQ_SERVICE, h.DLQ_TOPIC, h.DLQ_PARTITION, h.DLQ_OFFSET)
 
@@ -99,7 +101,7 @@ def document() -> dict[str, Any]:
                                                    dead_letter=payload is DeadLetter)
         else:  # raw bytes: edi.inbound
             message_name = "RawEnvelope"
-            messages[message_name] = _raw_message(_INBOUND_DOC)
+            messages[message_name] = _raw_message(_INBOUND_DOC, redriven=True)
         channels[spec.name] = _channel(spec, message_name)
     channels["receiver"] = {
         "address": "{topic}",
@@ -109,7 +111,7 @@ def document() -> dict[str, Any]:
         "parameters": {"topic": {"description": "The topic the receiver's registry entry names."}},
         "messages": {"ReceiverDocument": {"$ref": "#/components/messages/ReceiverDocument"}},
     }
-    messages["ReceiverDocument"] = _raw_message("The delivered document, as the sender sent it.")
+    messages["ReceiverDocument"] = _raw_message("The delivered document, as the sender sent it.", redriven=False)
 
     operations: dict[str, Any] = {}
     for service in services:
@@ -188,7 +190,7 @@ def _correlation_headers() -> tuple[str, ...]:
 def _avro_message(
     name: str, schema_id: int, schema_version: int, definition: dict[str, Any], *, dead_letter: bool,
 ) -> dict[str, Any]:
-    names = _correlation_headers() + (_DEAD_LETTER_HEADERS if dead_letter else ())
+    names = _correlation_headers() + (_DEAD_LETTER_HEADERS if dead_letter else (h.REDRIVEN_FROM,))
     return {
         "name": name,
         "title": f"{name} v{schema_version} (schema id {schema_id})",
@@ -205,11 +207,11 @@ def _avro_message(
     }
 
 
-def _raw_message(summary: str) -> dict[str, Any]:
+def _raw_message(summary: str, *, redriven: bool) -> dict[str, Any]:
     return {
         "summary": summary,
         "contentType": XML_CONTENT,
-        "headers": _headers(_correlation_headers()),
+        "headers": _headers((*_correlation_headers(), *((h.REDRIVEN_FROM,) if redriven else ()))),
         "payload": {"type": "string", "format": "binary"},
     }
 
