@@ -119,7 +119,8 @@ class HttpObservability:
         for route in self.routes:
             match, child = route.matches(scope)
             if match is Match.FULL:
-                return str(getattr(route, "path", "unknown")), {k: str(v) for k, v in child.get("path_params", {}).items()}
+                params = child.get("path_params", {})
+                return str(getattr(route, "path", "unknown")), {k: str(v) for k, v in params.items()}
         return "unmatched", {}
 
 

@@ -12,7 +12,7 @@ Names and labels here are what dashboards and the alert rules in deploy/ use; ch
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -80,6 +80,19 @@ HTTP_SECONDS = Histogram(
 CONSUMER_LAG = "edi_consumer_lag"  # {service, topic, partition}: records after the last one taken for handling
 UNREAD_MESSAGES = "edi_unread_messages"  # {receiver_her_id}: messages waiting in a receiver's mailbox
 OLDEST_UNREAD_AGE = "edi_oldest_unread_age_seconds"  # {receiver_her_id}: how long the oldest of them has waited
+
+def refused(service: str, apprec_codes: Iterable[str]) -> None:
+    for code in apprec_codes:
+        MESSAGES_REFUSED.labels(service, code).inc()
+
+
+def delivered(service: str, first: bool, apprec_status: str | None) -> None:
+    """A delivery to a mailbox: counted the first time only (redeliveries find it there), with its AppRec."""
+    if first:
+        MESSAGES_DELIVERED.labels(service).inc()
+        if apprec_status is not None:
+            APPRECS.labels(service, apprec_status).inc()
+
 
 # A scrape waits this long for the samplers; one that is slower (a broker or database away) is left out.
 SAMPLE_TIMEOUT_S = 5.0

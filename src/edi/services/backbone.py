@@ -25,6 +25,8 @@ from edi.core.apprec import AppRecError, AppRecNotAllowed, AppRecStatus, build_a
 from edi.core.validation import Validator
 from edi.events import AcceptedMessage, Source, StatusChange, TransportState, default_codec
 from edi.events.headers import Correlation, new_traceparent
+from edi.observability import metrics
+from edi.observability.tracing import current_traceparent
 from edi.schemas.topics import ACCEPTED, ALL_TOPICS, STATUS
 from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import (
@@ -110,8 +112,10 @@ class Backbone:
         self, document: bytes, *, allowed_sender_her_ids: frozenset[str] | None,
         receiver_subset: Sequence[str] | None = None, request_id: str | None = None,
     ) -> Submitted:
+        metrics.MESSAGES_RECEIVED.labels("gateway", "api").inc()
         admission = admit(await validate(self._validator, document), require_schemas=self._require_schemas)
         if isinstance(admission, Refusal):
+            metrics.refused("gateway", [admission.apprec_code])
             raise Refused(admission.kind, admission.message, admission.problems)
         sender = admission.sender_her_id
         if allowed_sender_her_ids is not None and sender not in allowed_sender_her_ids:
@@ -136,6 +140,7 @@ class Backbone:
         ))
         if claim.outcome is ClaimOutcome.CONFLICT:
             problem = duplicate_msgid(sender, admission.msg_id)
+            metrics.refused("gateway", [problem.apprec_code.value])
             raise Refused(RefusalKind.DUPLICATE_MSGID, problem.message, [problem])
         if claim.outcome is ClaimOutcome.SAME and claim.published:
             return Submitted(message_id=claim.message_id, duplicate=True)
@@ -149,12 +154,14 @@ class Backbone:
             source=Source.API,
         )
         correlation = Correlation(message_id=str(claim.message_id), msg_id=admission.msg_id, sender_her_id=sender,
-                                  request_id=request_id, traceparent=new_traceparent())
+                                  request_id=request_id, traceparent=current_traceparent() or new_traceparent())
         await self._bus.produce(ACCEPTED, self._codec.encode(accepted), key=accepted.partition_key(),
                                 headers=correlation.to_headers())
         await self._store.mark_published(claim.message_id)
         log.info("message accepted", message_id=str(claim.message_id), msg_id=admission.msg_id,
                  sender_her_id=sender, receivers=len(receivers), warnings=len(admission.warnings))
+        if claim.outcome is ClaimOutcome.NEW:
+            metrics.MESSAGES_ACCEPTED.labels("gateway", "api").inc()
         return Submitted(message_id=claim.message_id, duplicate=claim.outcome is ClaimOutcome.SAME)
 
     async def send_apprec(
@@ -215,9 +222,11 @@ class Backbone:
         change = StatusChange(message_id=message_id, receiver_her_id=receiver_her_id,
                               transport_state=TransportState.ACKNOWLEDGED, at=now)
         headers = Correlation(message_id=str(message_id), receiver_her_id=receiver_her_id,
-                              sender_her_id=entry.sender_her_id, traceparent=new_traceparent()).to_headers()
+                              sender_her_id=entry.sender_her_id,
+                              traceparent=current_traceparent() or new_traceparent()).to_headers()
         await self._bus.produce(STATUS, self._codec.encode(change), key=change.partition_key(), headers=headers)
         await self._store.mark_read(message_id, receiver_her_id, now)
+        metrics.MESSAGES_READ.labels("gateway").inc()
         return True
 
     async def status(self, message_id: UUID) -> list[ReceiverStatus]:

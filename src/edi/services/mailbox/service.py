@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from edi.adapters.bus import Bus
 from edi.events import BlobRef, Delivery, StatusChange, TransportState
 from edi.kapabilitetsregister.model import DeliveryChannel, InvalidHerIdError, parse_her_id
+from edi.observability import metrics, tracing
 from edi.schemas.topics import DELIVERIES, STATUS, TopicSpec
 from edi.services.mailbox.reading import read_delivered
 from edi.services.registry_relay.feed import RegistryFeed
@@ -52,12 +53,14 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
         document = delivery.document
         read = read_delivered(document)
         now = datetime.now(UTC)
-        await store.deliver(StoredDelivery(
+        first = await store.deliver(StoredDelivery(
             message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
             sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
             is_apprec=read.answer is not None or delivery.message_type == "APPREC", gen_date=read.gen_date,
             received_at=delivery.received_at, delivered_at=now, document=document,
         ))
+        metrics.delivered("mailbox", first, read.answer.status if read.answer else None)
+        tracing.remember_delivery(str(delivery.message_id), message.correlation)
         await to_own_topic(delivery, document, message)
         # Every time, not only the first: the status service keeps the first state it is told and ignores
         # repeats, so a redelivery after a crash still gets its status recorded.

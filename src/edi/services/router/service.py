@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
 from edi.kapabilitetsregister.model import InvalidInputError, parse_her_id
 from edi.kapabilitetsregister.specifications import read_routing_header
+from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
 from edi.services.objects.offload import Attachments
 from edi.services.registry_relay.feed import RegistryFeed
@@ -73,6 +74,7 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
             for r in refused
         ]
         if refused:
+            metrics.refused("router", (r.problem.apprec_code.value for r in refused))
             outputs.append(Output(REJECTED, Rejection(
                 message_id=accepted.message_id, sender_her_id=accepted.sender_her_id or None, msg_id=accepted.msg_id,
                 errors=[

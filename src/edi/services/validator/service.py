@@ -23,6 +23,7 @@ from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
 from edi.core.validation import ValidationReport, Validator
 from edi.events import AcceptedMessage, ErrorDetail, Rejection, Source
+from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, INBOUND
 from edi.services.messaging import RefusalKind
 from edi.services.objects.offload import Attachments
@@ -72,6 +73,7 @@ def build(
     @service.handler(INBOUND, payload=bytes, outputs=[ACCEPTED], rejections=_rejection)
     async def admit_inbound(message: Message[bytes]) -> Result:
         document = message.payload
+        metrics.MESSAGES_RECEIVED.labels("validator", "kafka").inc()
         admission = admit(await validate(validator, document), require_schemas=settings.require_schemas)
         if isinstance(admission, Refusal):
             return Reject(admission.apprec_code, admission.message, error_details(admission))
@@ -98,6 +100,8 @@ def build(
         )
         correlation = message.correlation.child(
             message_id=str(claim.message_id), msg_id=admission.msg_id, sender_her_id=admission.sender_her_id)
+        if claim.outcome is ClaimOutcome.NEW:
+            metrics.MESSAGES_ACCEPTED.labels("validator", "kafka").inc()
         return [Output(ACCEPTED, accepted, correlation=correlation)]
 
     return service
