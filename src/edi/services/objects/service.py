@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from edi.adapters.blobs import BlobNotFound, BlobStore, BlobStoreError, UploadedPart
 from edi.adapters.sql import make_engine, migrate_to_head
+from edi.observability import metrics
 from edi.services.objects import tables as t
 from edi.services.objects.tables import VERSION_TABLE
 
@@ -171,6 +172,7 @@ class ObjectService:
         except BaseException:
             await self._drop_bytes(key)
             raise
+        metrics.BLOB_BYTES.labels("objects").inc(info.size)
         return await self.record(key)
 
     async def initiate(
@@ -218,6 +220,7 @@ class ObjectService:
             raise ObjectTooLarge(f"the parts add up to {info.size} bytes, over the limit of {self.max_bytes}")
         if not done:  # cancelled or expired while the parts were being joined
             raise ObjectGone(f"the upload of object {key} was cancelled")
+        metrics.BLOB_BYTES.labels("objects").inc(info.size)
         return await self.record(key)
 
     # --- reading ----------------------------------------------------------------------------------------------
