@@ -234,10 +234,22 @@ def _base64_size(element: Element) -> int | None:
 
 # --- standalone KITH documents ---------------------------------------------------------------------------------
 
+# The header fields a standalone document carries directly under its root, by local name.
+_HEADER_FIELDS = {"Type": "message_type", "MsgType": "message_type", "MIGversion": "mig_version",
+                  "GenDate": "gen_date", "MsgId": "msg_id", "Id": "msg_id", "Status": "apprec_status"}
+# A report (Svarrapport, Epikrise) goes from the service provider to the requester; a request (Henvisning 1.x,
+# Rekvisisjon) from the requester to the service provider. Copy receivers are CopyDest in both.
+_REPORT_BODIES = ("ServReport", "ServRprt")
+_REQUEST_BODIES = ("ServReq",)
+_BODY_PARTS = ("CopyDest", "ServProvider", "Requester", "MsgDescr", "Patient")
+_PATIENT_PARTS = ("Name", "OffId", "TypeOffId")
+_APPREC_PARTS = ("Sender", "Receiver", "OriginalMsgId")
+
 
 @dataclass(frozen=True, slots=True)
 class _Kith:
-    """The tags of one KITH standalone namespace, computed once."""
+    """The tags of one KITH standalone namespace, computed once: each reader compares whole tags, which costs
+    less than taking every child's local name."""
 
     HCP: str
     Inst: str
@@ -249,44 +261,49 @@ class _Kith:
     AdditionalId: str
     Dept: str
     HCPerson: str
+    root_names: dict[str, str]  # tag -> local name, of the root's children the reader looks at
+    body_names: dict[str, str]  # likewise under ServReport/ServRprt/ServReq
+    patient_names: dict[str, str]
 
 
 @cache
 def _kith(namespace: str) -> _Kith:
-    return _Kith(**{name: "{" + namespace + "}" + name for name in _Kith.__slots__})
+    def tags(*names: str) -> dict[str, str]:
+        return {"{" + namespace + "}" + name: name for name in names}
 
-
-# A report (Svarrapport, Epikrise) goes from the service provider to the requester; a request (Henvisning 1.x,
-# Rekvisisjon) from the requester to the service provider. Copy receivers are CopyDest in both.
-_REPORT_BODIES = ("ServReport", "ServRprt")
-_REQUEST_BODIES = ("ServReq",)
-_HEADER_FIELDS = {"Type": "message_type", "MsgType": "message_type", "MIGversion": "mig_version",
-                  "GenDate": "gen_date", "MsgId": "msg_id", "Id": "msg_id", "Status": "apprec_status"}
+    is_apprec = namespace in (APPREC_10_NS, APPREC_11_NS)
+    root_fields = [n for n, key in _HEADER_FIELDS.items() if key != "apprec_status" or is_apprec]
+    return _Kith(
+        **{name: "{" + namespace + "}" + name for name in _Kith.__slots__ if not name.endswith("_names")},
+        root_names=tags(*root_fields, *(_APPREC_PARTS if is_apprec else ()), *_REPORT_BODIES, *_REQUEST_BODIES),
+        body_names=tags(*_BODY_PARTS), patient_names=tags(*_PATIENT_PARTS),
+    )
 
 
 def _read_standalone(root: Element, namespace: str) -> Data:
     standard = standard_for(namespace)
     assert standard is not None, namespace  # find_headers only yields known standalone roots
-    is_apprec = namespace in (APPREC_10_NS, APPREC_11_NS)
+    tags = _kith(namespace)
+    names = tags.root_names
     data: Data = {"standard": standard.name, "version": standard.version, "namespace": namespace}
     body: Data = {}
     for child in root:
-        name = local_name(child)
-        key = _HEADER_FIELDS.get(name)
-        if key == "apprec_status" and not is_apprec:
+        name = names.get(child.tag)
+        if name is None:
             continue
+        key = _HEADER_FIELDS.get(name)
         if key in ("message_type", "apprec_status"):
             data.setdefault(key, _coded(child))
         elif key == "gen_date":
             data.setdefault(key, _text(child) or _value(child))  # text in AppRec, V attribute in older standards
         elif key is not None:
             data.setdefault(key, _text(child))
-        elif is_apprec and name in ("Sender", "Receiver"):
-            data.setdefault(name.lower(), _kith_party(child, namespace))
-        elif is_apprec and name == "OriginalMsgId":
-            data.setdefault("original_msg_id", next((_text(c) for c in child if local_name(c) == "Id"), None))
-        elif not body and (name in _REPORT_BODIES or name in _REQUEST_BODIES):
-            body = _standalone_body(child, namespace)
+        elif name in ("Sender", "Receiver"):  # AppRec only (see _kith)
+            data.setdefault(name.lower(), _kith_party(child, tags))
+        elif name == "OriginalMsgId":
+            data.setdefault("original_msg_id", next((_text(c) for c in child if c.tag == tags.Id), None))
+        elif not body:
+            body = _standalone_body(child, tags)
             body["is_report"] = name in _REPORT_BODIES
     if body:
         provider, requester = body.get("ServProvider"), body.get("Requester")
@@ -298,51 +315,52 @@ def _read_standalone(root: Element, namespace: str) -> Data:
     return data
 
 
-def _standalone_body(body: Element, namespace: str) -> Data:
+def _standalone_body(body: Element, tags: _Kith) -> Data:
+    names = tags.body_names
     found: Data = {"CopyDest": []}
     for child in body:
-        name = local_name(child)
+        name = names.get(child.tag)
         if name == "CopyDest":
-            found["CopyDest"].append(_kith_party(child, namespace))
-        elif name in ("ServProvider", "Requester") and name not in found:
-            found[name] = _kith_party(child, namespace)
-        elif name == "MsgDescr" and name not in found:
+            found["CopyDest"].append(_kith_party(child, tags))
+        elif name is None or name in found:
+            continue
+        elif name == "MsgDescr":
             found[name] = _coded(child)
-        elif name == "Patient" and name not in found:
+        elif name == "Patient":
             patient: Data = {}
             for part in child:
-                part_name = local_name(part)
-                if part_name in ("Name", "OffId") and part_name not in patient:
-                    patient[part_name] = _text(part)
-                elif part_name == "TypeOffId" and part_name not in patient:
-                    patient[part_name] = _value(part)
+                part_name = tags.patient_names.get(part.tag)
+                if part_name is None or part_name in patient:
+                    continue
+                patient[part_name] = _value(part) if part_name == "TypeOffId" else _text(part)
             off_id = patient.get("OffId")
             found[name] = {"name": patient.get("Name"),
                            "idents": [{"id": off_id, "type": patient.get("TypeOffId")}] if off_id else []}
+        else:
+            found[name] = _kith_party(child, tags)
     return found
 
 
-def _kith_party(holder: Element, namespace: str) -> Data | None:
+def _kith_party(holder: Element, tags: _Kith) -> Data | None:
     """A KITH party: HCP holding an institution (with departments and persons) or a lone professional."""
-    tags = _kith(namespace)
-    hcp = next(holder.iterchildren(tags.HCP), None)
+    hcp = next((child for child in holder if child.tag == tags.HCP), None)
     if hcp is None:
         return None
     levels: list[Data] = []
     for child in hcp:
         if child.tag == tags.Inst:
-            levels.extend(_kith_levels(child, tags, LevelKind.ORGANISATION))
+            _kith_levels(child, tags, LevelKind.ORGANISATION, levels)
         elif child.tag == tags.HCProf:
-            levels.extend(_kith_levels(child, tags, LevelKind.HEALTHCARE_PROFESSIONAL))
+            _kith_levels(child, tags, LevelKind.HEALTHCARE_PROFESSIONAL, levels)
     return {"levels": levels} if levels else None
 
 
-def _kith_levels(element: Element, tags: _Kith, kind: LevelKind) -> list[Data]:
-    """The element as one level, followed by its departments and then its persons."""
+def _kith_levels(element: Element, tags: _Kith, kind: LevelKind, levels: list[Data]) -> None:
+    """Adds the element as one level, followed by its departments and then its persons."""
     name = identifier = id_type = None
     additional: list[Data] = []
-    departments: list[Data] = []
-    persons: list[Data] = []
+    departments: list[Element] = []
+    persons: list[Element] = []
     for child in element:
         tag = child.tag
         if tag == tags.Name:
@@ -361,8 +379,12 @@ def _kith_levels(element: Element, tags: _Kith, kind: LevelKind) -> list[Data]:
             if extra_id:
                 additional.append({"id": extra_id, "type": extra_type})
         elif tag == tags.Dept:
-            departments.extend(_kith_levels(child, tags, LevelKind.DEPARTMENT))
+            departments.append(child)
         elif tag == tags.HCPerson:
-            persons.extend(_kith_levels(child, tags, LevelKind.HEALTHCARE_PROFESSIONAL))
-    idents = ([{"id": identifier, "type": id_type}] if identifier else []) + additional
-    return [{"kind": kind, "name": name, "idents": idents}, *departments, *persons]
+            persons.append(child)
+    idents = [{"id": identifier, "type": id_type}, *additional] if identifier else additional
+    levels.append({"kind": kind, "name": name, "idents": idents})
+    for department in departments:
+        _kith_levels(department, tags, LevelKind.DEPARTMENT, levels)
+    for person in persons:
+        _kith_levels(person, tags, LevelKind.HEALTHCARE_PROFESSIONAL, levels)

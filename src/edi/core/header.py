@@ -47,9 +47,12 @@ class PartyLevel(BaseModel):
     name: str | None = None
     idents: tuple[Ident, ...] = ()
 
-    @cached_property
+    @property
     def her_id(self) -> str | None:
-        return next((i.id for i in self.idents if i.type == HER), None)
+        for ident in self.idents:
+            if ident.type == HER:
+                return ident.id
+        return None
 
 
 class Party(BaseModel):
@@ -59,10 +62,13 @@ class Party(BaseModel):
 
     levels: tuple[PartyLevel, ...]
 
-    @cached_property
+    @property
     def her_id(self) -> str | None:
         """The HER-id the message is addressed to: the deepest level that has one."""
-        return next((level.her_id for level in reversed(self.levels) if level.her_id), None)
+        for level in reversed(self.levels):
+            if her_id := level.her_id:
+                return her_id
+        return None
 
     @property
     def organisation_her_id(self) -> str | None:

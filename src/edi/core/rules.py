@@ -24,7 +24,7 @@ from edi.core.extract import namespace_of
 from edi.core.header import Party, RoutingHeader
 from edi.core.national_id import is_valid_national_id
 from edi.core.problems import Problem, problem
-from edi.core.standards import MSGHEAD_NS, Role, standard_for
+from edi.core.standards import MSGHEAD_NS, STANDARDS, Role, standard_for
 
 NORWAY = ZoneInfo("Europe/Oslo")
 MAX_MSGID_LENGTH = 100
@@ -87,7 +87,16 @@ def message_type_known(header: RoutingHeader, _: ContentParts, __: RuleContext) 
 _MIG = re.compile(r"v?(?P<version>\d+\.\d+)?\s*(?P<date>\d{4}-\d{2}-\d{2})?", re.IGNORECASE)
 
 
+# The MIGversion each header's namespace is normally sent with ("v1.2 2006-05-24"), which needs no further look.
+_USUAL_MIG = {
+    s.namespace: f"v{s.version} {s.namespace_date}"
+    for s in STANDARDS if s.role in (Role.ENVELOPE, Role.STANDALONE) and s.namespace_date
+}
+
+
 def mig_version_matches_namespace(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
+    if header.mig_version == _USUAL_MIG.get(header.namespace):
+        return
     standard = standard_for(header.namespace)
     if not header.mig_version or standard is None:
         return
