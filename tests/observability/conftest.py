@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pytest
 
 from edi.observability.http import OpsSettings, serve_ops
 from edi.observability.probes import Ops
@@ -41,3 +42,7 @@ async def ops_endpoints(ops: Ops) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         stop.set()
         await serving
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "heavy: a slow test (crash, whole sample set, broker restart, benchmark)")
