@@ -117,6 +117,13 @@ def test_memory_stays_bounded(kind: str) -> None:
     assert int(growth_mb) < 64, f"{kind}: peak memory grew by {growth_mb} MB"
 
 
+def test_a_doctype_after_comments_is_refused_and_one_mentioned_in_the_body_is_not(validator: Validator) -> None:
+    after_comments = b'<?xml version="1.0"?><!-- a <note> --><?pi x?>\n<!DOCTYPE r [<!ENTITY a "b">]><r>&a;</r>'
+    assert refusal(validator, after_comments)[0] == "EDI-XML-005"
+    mentioned = b'<?xml version="1.0"?><r><!-- <!DOCTYPE r [<!ENTITY a "b">]> --><![CDATA[<!DOCTYPE>]]></r>'
+    assert validator.validate(mentioned).errors == []
+
+
 def test_oversize_input_is_refused_before_parsing(validator: Validator) -> None:
     data = b"<r>" + b"A" * (35 * 1024 * 1024) + b"</r>"
     code, message = refusal(validator, data)

@@ -70,7 +70,9 @@ def _check_prolog(data: bytes) -> bool:
         name = declared.decode(errors="replace")
         detail = f"it declares {name} but is written in a single-byte or UTF-8 encoding"
         raise DocumentRefused(problem(Code.BAD_ENCODING, line=1, detail=detail))
-    start = head.find(b"<!DOCTYPE", 0, _PROLOG_BYTES)
+    start = _doctype_start(head)
+    if start is None:
+        return True  # the prolog does not end within the bytes looked at: checked again after parsing
     if start < 0:
         return False
     close = head.find(b">", start, _PROLOG_BYTES)
@@ -83,6 +85,24 @@ def _check_prolog(data: bytes) -> bool:
             problem(Code.DTD_FORBIDDEN, what="refers to an external DTD", what_nb="viser til en ekstern DTD")
         )
     return True
+
+
+def _doctype_start(head: bytes) -> int | None:
+    """Where the DOCTYPE starts; -1 without one, None when the prolog goes on past _PROLOG_BYTES. Only the prolog
+    (declaration, comments, processing instructions) can hold it, so the scan stops at the root element's tag."""
+    at = 0
+    while (at := head.find(b"<", at, _PROLOG_BYTES)) >= 0:
+        if head.startswith(b"<!DOCTYPE", at):
+            return at
+        if head.startswith(b"<?", at):
+            at = head.find(b"?>", at + 2, _PROLOG_BYTES)
+        elif head.startswith(b"<!--", at):
+            at = head.find(b"-->", at + 4, _PROLOG_BYTES)
+        else:
+            return -1  # the root element
+        if at < 0:
+            return None
+    return None
 
 
 def _declared_encoding(data: bytes) -> bytes | None:
