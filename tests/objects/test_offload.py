@@ -169,3 +169,11 @@ async def test_ingress_checks_file_references_to_this_service(service: ObjectSer
     [problem] = await check_file_references(header_of(with_file_reference(gone)), service)
     assert (problem.code, problem.apprec_code, problem.severity) == ("EDI-OBJ-002", "X99", "error")
     assert "its sender deleted it" in problem.message
+
+
+async def test_an_attachment_no_object_could_be_addressed_for_stays_inline(service: ObjectService) -> None:
+    document = with_attachment(os.urandom(300 * 1024)).replace(b"<Id>999997</Id>", b"<Id>ABC</Id>").replace(
+        b"<Id>90240</Id>", b"<Id>DEF</Id>")
+    assert all(not her_id.isdigit() for her_id in header_of(document).receiver_her_ids)
+    unchanged = await offload_attachments(document, service, threshold=1024)
+    assert (unchanged.document, unchanged.objects) == (document, [])

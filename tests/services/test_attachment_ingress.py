@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edi.schemas.topics import INBOUND
+from edi.services.backbone import Backbone
 from edi.services.messaging import TransportState
 from edi.services.validator.admission import content_message_id
 from tests.services.attachments import (
@@ -93,3 +94,23 @@ async def test_inbound_documents_are_offloaded_and_an_inline_receiver_too_small_
         [error] = await backbone.refusal(refused)
         assert error.code == "T99"
         assert await backbone.unread([INLINE]) == []
+
+
+async def test_the_router_offloads_what_an_accepted_record_still_carries_inline(tmp_path: Path) -> None:
+    await seed_registry(PARTIES)
+    scan = os.urandom(300 * 1024)
+    async with running_backbone() as (backbone, parts):
+        # An ingress without an object service writes the attachment inline to edi.accepted.
+        plain = Backbone(bus=await parts.bus(), store=await parts.store(), validator=parts.validator())
+        submitted = await plain.submit(referral(BY_REFERENCE, scan), allowed_sender_her_ids=frozenset({SENDER}))
+
+        async def delivered() -> bytes | None:
+            return await plain.business_document(submitted.message_id, BY_REFERENCE)
+
+        routed = await eventually(delivered, what="the delivery")
+        [url] = elements(routed, FILE_REFERENCE)
+        # A receiver that reads FileReference gets the document as routed.
+        assert await backbone.business_document(submitted.message_id, BY_REFERENCE) == routed
+        key = (await parts.attachments()).objects.key_for(url)
+        assert key is not None
+        assert b"".join([chunk async for chunk in (await parts.attachments()).objects.read(key)]) == scan

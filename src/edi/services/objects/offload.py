@@ -43,7 +43,7 @@ from edi.core.standards import BASE64_NS, MSGHEAD_NS
 from edi.events import BlobRef
 from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.view import RegistryView
-from edi.services.objects.service import ObjectNotFound, ObjectService, unavailable
+from edi.services.objects.service import ObjectNotFound, ObjectService, is_her_id, unavailable
 
 _M = "{" + MSGHEAD_NS + "}"
 _DOCUMENT, _REFDOC, _CONTENT, _FILE_REFERENCE, _MIME_TYPE, _DESCRIPTION = (
@@ -76,8 +76,10 @@ async def offload_attachments(document: bytes, objects: ObjectService, *, thresh
     moved: list[BlobRef] = []
     for msghead in _msgheads(root):
         header = read_header(msghead)
-        if header.sender_her_id is None or not header.receiver_her_ids:
-            continue  # nobody could be authorised for the object; ingress refuses such messages anyway
+        # Receivers that are no HER-id cannot be named by an object; the router refuses them anyway (E21).
+        receivers = [her_id for her_id in header.receiver_her_ids if is_her_id(her_id)]
+        if header.sender_her_id is None or not is_her_id(header.sender_her_id) or not receivers:
+            continue  # nobody could be authorised for the object: the attachment stays inline
         for refdoc, described in zip(_refdocs(msghead), header.documents, strict=True):
             if described.size is None or described.size <= threshold:
                 continue
@@ -86,7 +88,7 @@ async def offload_attachments(document: bytes, objects: ObjectService, *, thresh
             if container is None:
                 continue
             record = await objects.put(
-                sender=header.sender_her_id, receivers=header.receiver_her_ids,
+                sender=header.sender_her_id, receivers=receivers,
                 data=_decoded(container.text or ""),
                 content_type=described.mime_type or "application/octet-stream", file_name=described.description,
             )

@@ -393,9 +393,14 @@ def unavailable(record: ObjectRecord) -> ObjectError | None:
     return None if record.state is State.STORED else _unavailable(record)
 
 
+def is_her_id(value: str) -> bool:
+    """Whether an object can name this party (as sender or receiver)."""
+    return bool(_HER_ID.fullmatch(value))
+
+
 def _checked_parties(sender: str, receivers: Sequence[str]) -> list[str]:
     unique = list(dict.fromkeys(r.strip() for r in receivers))
-    bad = [h for h in [sender, *unique] if not _HER_ID.fullmatch(h)]
+    bad = [h for h in [sender, *unique] if not is_her_id(h)]
     if bad:
         raise InvalidObjectRequest(f"HER-ids are numbers; not: {', '.join(bad)}")
     if not unique:
