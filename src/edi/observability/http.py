@@ -16,6 +16,7 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -85,7 +86,8 @@ class HttpObservability:
 
     def __init__(self, app: ASGIApp, *, routes: list[BaseRoute]) -> None:
         self.app = app
-        self.routes = routes  # the application's, to name the route before the request is handled
+        self._app_routes = routes  # the application's, to name the route before the request is handled
+        self._routes: list[BaseRoute] | None = None  # those, with included routers' routes in their place
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,7 +118,9 @@ class HttpObservability:
                 metrics.HTTP_SECONDS.labels(method, route).observe(time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> tuple[str, dict[str, Any]]:
-        for route in self.routes:
+        if self._routes is None:  # at the first request: the application has all its routes by then
+            self._routes = [context.original_route for context in iter_route_contexts(self._app_routes)]
+        for route in self._routes:
             match, child = route.matches(scope)
             if match is Match.FULL:
                 params = child.get("path_params", {})
