@@ -21,7 +21,7 @@ from lxml import etree
 from edi.core.codelists import message_functions
 from edi.core.errors import Code
 from edi.core.extract import namespace_of
-from edi.core.header import Party, RoutingHeader
+from edi.core.header import RoutingHeader
 from edi.core.national_id import is_valid_national_id
 from edi.core.problems import Problem, problem
 from edi.core.standards import MSGHEAD_NS, STANDARDS, Role, standard_for
@@ -62,16 +62,16 @@ def gen_date_not_in_future(header: RoutingHeader, _: ContentParts, context: Rule
 
 
 def her_ids_present_and_numeric(header: RoutingHeader, _: ContentParts, __: RuleContext) -> Iterable[Problem]:
-    if header.sender is None or header.sender.her_id is None:
+    sender, receiver = header.sender_her_id, header.receiver.her_id if header.receiver else None
+    if sender is None:
         yield problem(Code.SENDER_HERID_MISSING)
-    if header.receiver is None or header.receiver.her_id is None:
+    if receiver is None:
         yield problem(Code.RECEIVER_HERID_MISSING, role="receiver", role_nb="Mottaker")
-    roles: list[tuple[str, str, Party | None]] = [
-        ("sender", "avsender", header.sender), ("receiver", "mottaker", header.receiver),
-        *(("copy receiver", "kopimottaker", copy) for copy in header.copy_receivers),
+    roles: list[tuple[str, str, str | None]] = [
+        ("sender", "avsender", sender), ("receiver", "mottaker", receiver),
+        *(("copy receiver", "kopimottaker", copy.her_id) for copy in header.copy_receivers),
     ]
-    for role, role_nb, party in roles:
-        her_id = party.her_id if party else None
+    for role, role_nb, her_id in roles:
         if her_id is not None and not her_id.isdigit():
             yield problem(Code.HERID_NOT_NUMERIC, role=role, role_nb=role_nb, her_id=her_id)
 
