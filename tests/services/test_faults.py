@@ -150,10 +150,6 @@ async def test_router_and_mailbox_killed_mid_stream_lose_nothing_and_deliver_not
 
 @pytest.mark.kafka
 @pytest.mark.parametrize("bus_kind", ["kafka"])
-# Known defect (open): after a broker restart the idempotent aiokafka producer can fail with
-# OutOfOrderSequenceNumber, which KafkaBus does not yet recover from by recreating the producer. Intermittent:
-# the test passes in most runs; it must pass every time once KafkaBus recovers (then drop this marker).
-@pytest.mark.xfail(reason="KafkaBus: no recovery from OutOfOrderSequenceNumber after a broker restart", strict=False)
 async def test_the_broker_stopped_and_restarted_mid_stream_services_reconnect_and_lose_nothing(
     installation: dict[str, str], controllable_kafka_broker: KafkaBroker, tmp_path: Path,
 ) -> None:

@@ -427,8 +427,11 @@ def _free_ports(count: int) -> list[int]:
 
 
 def _random_cluster_id() -> str:
-    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding; like Kafka's own Uuid.randomUuid,
+    # never one starting with "-", which kafka-storage's argument parser would take for an option.
+    while (candidate := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return candidate
 
 
 def _port_open(port: int) -> bool:

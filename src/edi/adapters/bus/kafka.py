@@ -1,7 +1,11 @@
 """The Bus port on Apache Kafka, through aiokafka.
 
 Producer: acks=all and idempotent, so an acknowledged record is on every in-sync replica and the client's own
-retries never write it twice. Consumers: group members with auto-commit off; the runtime commits explicitly,
+retries never write it twice. An idempotent producer can die for good (after a broker restart the broker may answer
+OUT_OF_ORDER_SEQUENCE_NUMBER, which ends aiokafka's sender task): the bus then replaces it with a fresh one and
+reports the failed produce as transient, so the caller's retry goes through the new producer.
+
+Consumers: group members with auto-commit off; the runtime commits explicitly,
 and only for partitions this member still owns (a rebalance or an expired session makes the broker refuse
 the commit with `CommitFailedError`, which here means "not committed", not a failure: the records will be
 delivered again to the partition's new owner).
@@ -10,6 +14,7 @@ delivered again to the partition's new owner).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -21,9 +26,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
+    InvalidProducerEpoch,
     KafkaError,
     KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
     TopicAlreadyExistsError,
+    UnknownProducerId,
 )
 
 from edi.adapters.bus.port import (
@@ -48,6 +56,16 @@ def _bus_error(exc: KafkaError, doing: str) -> BusError:
     # aiokafka flags the errors worth retrying; a timeout is always worth it (the broker may be restarting).
     transient = isinstance(exc, KafkaTimeoutError) or getattr(exc, "retriable", False)
     return (BusUnavailableError if transient else BusError)(f"Kafka {doing}: {exc!r}")
+
+
+# Broker answers after which an idempotent producer's sequence numbers are lost: only a new producer gets on.
+_PRODUCER_FATAL = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch)
+
+
+def _sender_died(producer: Any) -> bool:
+    # aiokafka has no public health check; its sender task ends only on a fatal error or at stop().
+    task = getattr(getattr(producer, "_sender", None), "sender_task", None)
+    return task is not None and task.done()
 
 
 def _topic_configs(spec: TopicSpec) -> dict[str, str]:
@@ -75,15 +93,25 @@ class KafkaBus:
         self._request_timeout_ms = int(request_timeout_s * 1000)
         self._session_timeout_ms = int(session_timeout_s * 1000)
         self._producer: Any = None
+        self._started = False
+        self._producer_lock = asyncio.Lock()
+        self._producer_failed = False  # replace the producer before the next produce
         self._offsets_reader: Any = None  # a consumer outside any group, only to look up end offsets
 
     async def start(self) -> None:
+        self._producer = await self._new_producer()
+        self._started = True
+
+    async def _new_producer(self) -> Any:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=5,  # lets concurrent outputs of a batch share one request
+            # aiokafka's 16 KB default holds two 8 KB messages; half the broker's default batch limit (1 MB) lets
+            # a busy partition send many records per request.
+            max_batch_size=512 * 1024,
             request_timeout_ms=self._request_timeout_ms,
             retry_backoff_ms=200,
         )
@@ -92,9 +120,24 @@ class KafkaBus:
         except KafkaError as exc:
             await producer.stop()
             raise _bus_error(exc, "producer start") from exc
-        self._producer = producer
+        return producer
+
+    async def _live_producer(self) -> Any:
+        """The producer, replaced first if its sender has died (see the module docstring)."""
+        if not self._started:
+            raise BusError("Kafka bus is not started")
+        async with self._producer_lock:
+            if self._producer is not None and (self._producer_failed or _sender_died(self._producer)):
+                log.warning("Kafka producer failed for good, replacing it")
+                dead, self._producer, self._producer_failed = self._producer, None, False
+                with contextlib.suppress(KafkaError):
+                    await dead.stop()
+            if self._producer is None:
+                self._producer = await self._new_producer()
+            return self._producer
 
     async def close(self) -> None:
+        self._started = False
         if self._offsets_reader is not None:
             await self._offsets_reader.stop()
             self._offsets_reader = None
@@ -141,11 +184,16 @@ class KafkaBus:
             await admin.close()
 
     async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
-        if self._producer is None:
-            raise BusError("Kafka bus is not started")
+        producer = await self._live_producer()
         try:
-            metadata = await self._producer.send_and_wait(topic, value, key=key, headers=list(headers))
+            metadata = await producer.send_and_wait(topic, value, key=key, headers=list(headers))
         except KafkaError as exc:
+            if isinstance(exc, _PRODUCER_FATAL) or _sender_died(producer):
+                if producer is self._producer:
+                    self._producer_failed = True
+                # Whether the broker kept the record is unknown: retrying may store it twice, which the
+                # consumers' idempotence absorbs; not retrying could lose it.
+                raise BusUnavailableError(f"Kafka produce to {topic}: producer failed: {exc!r}") from exc
             raise _bus_error(exc, f"produce to {topic}") from exc
         return Ack(metadata.topic, metadata.partition, metadata.offset)
 
