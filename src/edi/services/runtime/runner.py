@@ -3,7 +3,8 @@
 Guarantees:
 - An input's offset is committed only after every output of its handler (or its dead letter) is acknowledged
   by the broker, and only for partitions this member still owns; anything not committed comes again.
-- Records of one partition are handled one at a time, in order; the partitions of a batch run concurrently.
+- Records of one partition are handled one at a time, in order (a record's outputs are produced while the next
+  one is handled); the partitions of a batch run concurrently.
 - A handler that fails (`Retryable`, or any unexpected exception) is retried with growing, jittered delays,
   up to its attempt limit; then, or at once for `Poison` and undecodable records, the record goes to the
   service's dead-letter topic with the reason, attempts and original coordinates, and the partition moves on.
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -181,15 +183,35 @@ class _Runner:
                 group.create_task(self._process_partition(partition_records))
 
     async def _process_partition(self, records: list[Record]) -> None:
-        for record in records:
-            # Once stopping, no new record is started; an abandoned one stops its partition, since no later
-            # offset of it may be committed.
-            if self._stopping.is_set() or not await self._process(record):
+        # Handlers run one record at a time, in order; each record's outputs are produced while the next record is
+        # handled, and the partition's offset advances, in order, as soon as they are acknowledged.
+        publishing: deque[tuple[Record, asyncio.Task[bool]]] = deque()
+        try:
+            for record in records:
+                # Once stopping, no new record is started; an abandoned one stops its partition, since no later
+                # offset of it may be committed.
+                if self._stopping.is_set() or (publication := await self._handle(record)) is None:
+                    break
+                publishing.append((record, publication))
+                publication.add_done_callback(lambda _: self._advance(publishing))
+            for _, publication in list(publishing):
+                if not await publication:  # raises what a dead letter that could not be written raised
+                    return
+        finally:
+            for _, publication in publishing:
+                publication.cancel()  # only those not finished: their records stay uncommitted
+
+    def _advance(self, publishing: deque[tuple[Record, asyncio.Task[bool]]]) -> None:
+        while publishing and publishing[0][1].done():
+            record, publication = publishing[0]
+            if publication.cancelled() or publication.exception() is not None or not publication.result():
                 return
+            publishing.popleft()
             self._done[record.topic_partition] = record.offset + 1
 
-    async def _process(self, record: Record) -> bool:
-        """Deal with one record: True once its outputs or its dead letter are acknowledged, False if abandoned."""
+    async def _handle(self, record: Record) -> asyncio.Task[bool] | None:
+        """Handle one record, retrying as its route says; then start producing its outputs or its dead letter.
+        The task's result is True once those are acknowledged, False if abandoned; None if abandoned before."""
         route = self._service.routes[record.topic]
         correlation = Correlation.from_headers(record.headers)
         context = {
@@ -198,28 +220,29 @@ class _Runner:
             "partition": record.partition,
             "offset": record.offset,
         }
+        # The task is created inside the bound context, so its log lines carry the record's keys too.
         with (structlog.contextvars.bound_contextvars(**context, **correlation.log_context()),
               tracing.handling(self._service.name, record, correlation) as correlation):
             try:
                 payload = _decode(route, record.value, self._codec)
             except DecodeError as exc:
-                return await self._dead_letter(record, f"cannot decode: {exc}", attempts=1)
+                return asyncio.create_task(self._dead_letter(record, f"cannot decode: {exc}", attempts=1))
             retry = route.retry or self._retry
             attempt = 0
             while True:
                 attempt += 1
                 result = await self._attempt(route, Message(payload, record, correlation, attempt))
                 if isinstance(result, Poison):
-                    return await self._dead_letter(record, result.reason, attempt)
+                    return asyncio.create_task(self._dead_letter(record, result.reason, attempt))
                 if not isinstance(result, Retryable):
-                    return await self._publish(route, record, correlation, result, attempt)
+                    return asyncio.create_task(self._publish(route, record, correlation, result, attempt))
                 if retry.gives_up_after(attempt):
                     reason = f"gave up after {attempt} attempts: {result.reason}"
-                    return await self._dead_letter(record, reason, attempt)
+                    return asyncio.create_task(self._dead_letter(record, reason, attempt))
                 delay = retry.delay_s(attempt)
                 log.warning("handler failed, retrying", attempt=attempt, delay_s=round(delay, 3), reason=result.reason)
                 if not await self._pause(delay):
-                    return False
+                    return None
 
     async def _attempt(self, route: Route[Any], message: Message[Any]) -> Sequence[Output] | Retryable | Poison:
         started = time.perf_counter()
