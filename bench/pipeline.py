@@ -79,7 +79,7 @@ def installation(bus_kind: str, bootstrap: str | None) -> Iterator[Path]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"edi-bench-{bus_kind}-"))
     values = {
         "EDI_DATA_DIR": str(data_dir), "EDI_SCHEMA_DIRS": str(STANDARDS), "EDI_LOG_LEVEL": "WARNING",
-        "EDI_BUS": bus_kind,
+        "EDI_BUS": bus_kind, "EDI_OPS_PORT": "0",  # several service processes: no ops port each
     }
     if bus_kind == "kafka":
         assert bootstrap is not None

@@ -19,7 +19,8 @@ class ServiceProcess:
         self.kills = 0
 
     async def start(self) -> None:
-        env = {**os.environ, "EDI_LOG_LEVEL": "WARNING"}
+        # Several processes at once: none serves the ops port (tests/observability covers it).
+        env = {**os.environ, "EDI_LOG_LEVEL": "WARNING", "EDI_OPS_PORT": "0"}
         with self.log.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 str(EDI), "run", *self.services, env=env, stdout=log, stderr=log, start_new_session=True)

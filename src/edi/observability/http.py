@@ -58,7 +58,9 @@ def ops_router(ops: Ops) -> APIRouter:
 async def serve_ops(ops: Ops, settings: OpsSettings, stop: asyncio.Event) -> None:
     """Serve the ops endpoints until `stop`. A port that cannot be had is logged, not fatal: the services still
     run (and the probes, failing, say so)."""
+    # Returning early would end the process (a component that ends stops the others): wait for `stop` instead.
     if settings.ops_port == 0:
+        await stop.wait()
         return
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.include_router(ops_router(ops))
@@ -67,6 +69,7 @@ async def serve_ops(ops: Ops, settings: OpsSettings, stop: asyncio.Event) -> Non
     except OSError as exc:
         log.error("cannot serve /metrics, /healthz and /readyz", host=settings.ops_host, port=settings.ops_port,
                   error=str(exc))
+        await stop.wait()
         return
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False))
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="ops-http")
