@@ -112,6 +112,9 @@ _PARENT, _CONVERSATION_ID = _M + "RefToParent", _M + "RefToConversation"
 _MSGINFO_TEXT = {_M + "MIGversion": "mig_version", _M + "GenDate": "gen_date", _M + "MsgId": "msg_id"}
 _REFDOC_TEXT = {_M + "MimeType": "mime_type", _M + "Description": "description", _M + "FileReference": "file_reference"}
 _REFDOC_VALUE = {_M + "MsgType": "msg_type", _M + "IssueDate": "issue_date"}
+# Enum members looked up once: an Enum class attribute costs a descriptor call on every access.
+_ORGANISATION_LEVEL, _DEPARTMENT_LEVEL, _PROFESSIONAL_LEVEL = (
+    LevelKind.ORGANISATION, LevelKind.DEPARTMENT, LevelKind.HEALTHCARE_PROFESSIONAL)
 
 
 def _read_msghead(msghead: Element) -> Data:
@@ -135,10 +138,12 @@ def _read_msginfo(info: Element, data: Data) -> None:
         elif tag == _TYPE:
             data.setdefault("message_type", _coded(child))
         elif tag in (_SENDER, _RECEIVER):
-            organisation = next((c for c in child if c.tag == _ORGANISATION), None)
             key = "sender" if tag == _SENDER else "receiver"
-            if organisation is not None and key not in data:
-                data[key] = {"levels": _msghead_levels(organisation)}
+            if key not in data:
+                for organisation in child:
+                    if organisation.tag == _ORGANISATION:
+                        data[key] = {"levels": _msghead_levels(organisation)}
+                        break
         elif tag == _PATIENT:
             given, family, idents = _msghead_person(child)
             data.setdefault("patient", {"name": _person_name(given, family), "idents": idents})
@@ -157,9 +162,10 @@ def _read_msginfo(info: Element, data: Data) -> None:
 def _msghead_ident(ident: Element, idents: list[Data]) -> None:
     identifier = kind = None
     for child in ident:
-        if child.tag == _ID:
+        tag = child.tag
+        if tag == _ID:
             identifier = identifier or _text(child)
-        elif child.tag == _TYPE_ID:
+        elif tag == _TYPE_ID:
             kind = kind or _value(child)
     if identifier:
         idents.append({"id": identifier, "type": kind})
@@ -182,7 +188,7 @@ def _msghead_person(element: Element) -> tuple[str | None, str | None, list[Data
 def _msghead_levels(organisation: Element) -> list[Data]:
     """Organisation, its sub-organisations and the professional at each level, outermost first."""
     levels: list[Data] = []
-    kind = LevelKind.ORGANISATION
+    kind = _ORGANISATION_LEVEL
     current: Element | None = organisation
     while current is not None:
         name = sub = professional = None
@@ -200,9 +206,8 @@ def _msghead_levels(organisation: Element) -> list[Data]:
         levels.append({"kind": kind, "name": name, "idents": idents})
         if professional is not None:
             given, family, person_idents = _msghead_person(professional)
-            levels.append({"kind": LevelKind.HEALTHCARE_PROFESSIONAL, "name": _person_name(given, family),
-                           "idents": person_idents})
-        current, kind = sub, LevelKind.DEPARTMENT
+            levels.append({"kind": _PROFESSIONAL_LEVEL, "name": _person_name(given, family), "idents": person_idents})
+        current, kind = sub, _DEPARTMENT_LEVEL
     return levels
 
 
