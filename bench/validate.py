@@ -48,7 +48,7 @@ def padded(path: Path, closing_tag: bytes, size: int) -> bytes:
 
 def bare_loop(catalog: SchemaCatalog, data: bytes) -> Callable[[], bool]:
     """Parse and validate with lxml directly, the way VALIDATION.md computes the published verdict: the envelope
-    against the published MsgHead schema with Content's children lifted out, then each business document."""
+    with Content's children lifted out, then each business document."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     root = etree.fromstring(data, parser)
     schemas = {namespace_of(e): catalog.schema_for(namespace_of(e)) for e in [root, *_inner(root)]}
