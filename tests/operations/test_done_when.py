@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from edi.services.messaging import NotificationKind
 from edi.services.operations.models import DeadLetterState, History, MessageStatus
-from edi.services.operations.service import NotFoundError, Operations, OperationRefusedError
+from edi.services.operations.service import NotFoundError, OperationRefusedError, Operations
 from edi.services.store import StoredDelivery
 from tests.services.conftest import APPRECS, eventually, party, running_backbone, seed_registry
 from tests.services.documents import DIALOG_SPEC, RECEIVER, SENDER, dialog
@@ -93,7 +93,7 @@ async def test_refused_dead_lettered_and_delivered_messages_are_found_and_the_de
         redriven = await ops.redrive("mailbox", letter.offset, operator=OPERATOR, reason="mailbox database back")
         assert (redriven.topic, redriven.repeated) == ("edi.deliveries", False)
         await eventually(lambda: backbone.unread([RECEIVER], msg_id=dead_msg_id), what="the re-driven one")
-        with pytest.raises(OperationRefusedError, match="re-driven to edi.deliveries"):
+        with pytest.raises(OperationRefusedError, match=r"re-driven to edi\.deliveries"):
             await ops.redrive("mailbox", letter.offset, operator="ola.nordmann", reason="once more, to be sure")
         with pytest.raises(OperationRefusedError, match="re-driven"):
             await ops.park("mailbox", letter.offset, operator=OPERATOR, reason="too late to park")

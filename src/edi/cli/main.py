@@ -8,6 +8,7 @@ from edi.cli.asyncapi import asyncapi
 from edi.cli.dev import app as dev
 from edi.cli.errors import errors
 from edi.cli.inbox import inbox
+from edi.cli.ops import app as ops
 from edi.cli.run import run
 from edi.cli.send import send
 from edi.cli.up import up
@@ -27,6 +28,7 @@ app.command()(send)
 app.command()(inbox)
 app.command()(asyncapi)
 app.add_typer(dev)
+app.add_typer(ops)
 
 
 @app.callback()

@@ -30,6 +30,7 @@ from edi.services.backbone import Backbone
 from edi.services.objects import janitor
 from edi.services.objects.service import ObjectService
 from edi.services.objects.settings import ObjectSettings
+from edi.services.operations.service import Operations
 from edi.services.registry_relay.relay import RegistryRelaySettings
 from edi.services.validator.service import ValidatorSettings
 
@@ -94,7 +95,7 @@ async def up(
             require_schemas=ValidatorSettings(**overrides).require_schemas, attachments=attachments,
         )
         gateway = _gateway(backbone, registry, attachments.objects, relay_settings.data_dir, host_name, port,
-                           parts.ops)
+                           parts.ops, Operations(await parts.bus(), await parts.store()))
         return [("objects-janitor", sweep), ("gateway", gateway)]
 
     def announce(parts: host.Parts) -> None:
@@ -117,7 +118,7 @@ async def up(
 
 def _gateway(
     backbone: Backbone, registry: RegistryStore, objects: ObjectService, data_dir: Path, host_name: str, port: int,
-    ops: Ops,
+    ops: Ops, operations: Operations,
 ) -> host.Component:
     import uvicorn
 
@@ -128,7 +129,8 @@ def _gateway(
     # A laptop's backbone trusts the local dev issuer unless the environment says otherwise.
     defaults = {} if "EDI_ENVIRONMENT" in os.environ else {"environment": Environment.DEVELOPMENT}
     settings = GatewaySettings(data_dir=data_dir, **defaults)  # type: ignore[arg-type]
-    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=objects, ops=ops)
+    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=objects, ops=ops,
+                     operations=operations)
     server = uvicorn.Server(uvicorn.Config(app, host=host_name, port=port, log_config=None, access_log=False))
 
     async def run(stop: asyncio.Event) -> None:

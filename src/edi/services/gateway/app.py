@@ -26,6 +26,8 @@ from edi.services.gateway.settings import Environment, GatewaySettings
 from edi.services.messaging import Messaging
 from edi.services.objects.api import objects_router
 from edi.services.objects.service import ObjectService
+from edi.services.operations.api import OperatorSettings, operations_router
+from edi.services.operations.service import Operations
 
 # Room for the JSON around a base64 document of the largest size (field names, receiverHerIdsSubset, overrides).
 _ENVELOPE_BYTES = 64 * 1024
@@ -36,11 +38,12 @@ _DEV_ISSUER_REFUSED = (
 
 def create_app(
     messaging: Messaging, settings: GatewaySettings, *, directory: OrganisationDirectory | None = None,
-    objects: ObjectService | None = None, ops: Ops | None = None,
+    objects: ObjectService | None = None, ops: Ops | None = None, operations: Operations | None = None,
 ) -> FastAPI:
     """`directory` resolves tokens with herid 0 to the organisation's HER-ids (a RegistryDirectory over the
     capability registry); without one such tokens are refused. `objects`: the object API (large attachments)
-    at /objects, under the same authentication. `ops`: what /readyz checks (the process's parts; none without)."""
+    at /objects, under the same authentication. `ops`: what /readyz checks (the process's parts; none without).
+    `operations`: the operator tools at /ops, for tokens with the operator scope (EDI_OPS_SCOPE)."""
     nonces = None
     if settings.dpop_require_nonce:
         secret = settings.dpop_nonce_secret.get_secret_value().encode() if settings.dpop_nonce_secret else None
@@ -69,6 +72,10 @@ def create_app(
 
         app.include_router(objects_router(objects, caller_her_ids))
     app.include_router(ops_router(ops or Ops()))
+    if operations is not None:
+        operator_settings = settings.model_copy(update={"auth_scope": OperatorSettings().ops_scope})
+        operators = Authenticator(build_verifier(operator_settings, nonces), None, settings.public_url)
+        app.include_router(operations_router(operations, operators.caller))
     app.add_middleware(HttpObservability, routes=app.routes)  # the innermost layer: it sees canonical paths
     encoded_limit = (settings.max_message_bytes + 2) // 3 * 4 + _ENVELOPE_BYTES
     too_large = too_large_text(settings.max_message_bytes)
