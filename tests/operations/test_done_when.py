@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from edi.events import default_codec
+from edi.schemas.topics import DELIVERIES
 from edi.services.messaging import NotificationKind
+from edi.services.operations.dead_letters import read_dead_letters
 from edi.services.operations.models import DeadLetterState, History, MessageStatus
 from edi.services.operations.service import NotFoundError, OperationRefusedError, Operations
 from edi.services.store import StoredDelivery
+from edi.services.store.store import Act
 from tests.services.conftest import APPRECS, eventually, party, running_backbone, seed_registry
 from tests.services.documents import DIALOG_SPEC, RECEIVER, SENDER, dialog
 
@@ -28,12 +33,19 @@ class DatabaseOutage:
 
     def __init__(self, deliver: Callable[[StoredDelivery], Awaitable[bool]]) -> None:
         self.down = False
+        self.stored = 0  # deliveries written while up (a copy already there counts too)
         self._deliver = deliver
 
     async def deliver(self, delivery: StoredDelivery) -> bool:
         if self.down:
             raise OperationalError("INSERT INTO mailbox", {}, Exception("could not connect to server"))
-        return await self._deliver(delivery)
+        first = await self._deliver(delivery)
+        self.stored += 1
+        return first
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def events(history: History) -> list[tuple[str, str | None]]:
@@ -118,3 +130,42 @@ async def test_refused_dead_lettered_and_delivered_messages_are_found_and_the_de
             ("dlq.redrive", OPERATOR, f"re-driven to edi.deliveries[{redriven.partition}]@{redriven.new_offset}")]
         with pytest.raises(NotFoundError):
             await ops.history(uuid.uuid4())
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded"])
+async def test_a_redrive_recorded_but_never_confirmed_may_be_made_again_and_still_delivers_once(
+    installation: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process re-driving stopped after the record was produced and before the re-drive was confirmed: the
+    next re-drive produces it again, and the mailbox (one copy per sender, MsgId and receiver) delivers it once."""
+    monkeypatch.setenv("EDI_RETRY_MAX_ATTEMPTS", "1")
+    await seed_registry([party(RECEIVER, DIALOG_SPEC)])
+    msg_id = f"twice-{uuid.uuid4()}"
+    async with running_backbone() as (backbone, parts), Operations.open() as ops:
+        store = await parts.store()
+        outage = DatabaseOutage(store.deliver)
+        monkeypatch.setattr(store, "deliver", outage.deliver)
+        outage.down = True
+        message_id = (await backbone.submit(dialog(msg_id), allowed_sender_her_ids=None)).message_id
+        letter = (await eventually(lambda: ops.dead_letters("mailbox"), what="the dead letter"))[0]
+        outage.down = False
+
+        # What the stopped process got done: the re-drive recorded, the record produced, nothing confirmed.
+        act = Act(operator=OPERATOR, action="dlq.redrive", target=f"mailbox@{letter.offset}", reason="first try",
+                  at=datetime.now(UTC))
+        assert (await store.begin_redrive(act, "mailbox", letter.offset, message_id)).audit_id is not None
+        stored = next(s for s in await read_dead_letters(await parts.bus(), ["mailbox"], default_codec()))
+        await (await parts.bus()).produce(DELIVERIES, stored.letter.original_value, key=stored.letter.original_key,
+                                          headers=stored.headers)
+        await eventually(lambda: backbone.unread([RECEIVER], msg_id=msg_id), what="the first re-drive's delivery")
+        assert [d.state for d in await ops.dead_letters("mailbox")] == [DeadLetterState.REDRIVING]
+
+        redriven = await ops.redrive("mailbox", letter.offset, operator=OPERATOR, reason="confirm it")
+        assert redriven.repeated
+        await eventually(lambda: _true(outage.stored == 2), what="the mailbox handling the second copy")
+        assert [e.receiver_her_id for e in await backbone.entries(message_id)] == [RECEIVER]
+        news = [n for n in await backbone.notifications([RECEIVER]) if n.message_id == message_id]
+        assert [n.kind for n in news] == [NotificationKind.NEW_MESSAGE]
+        assert [a.outcome for a in await ops.audit()] == [
+            f"re-driven to {DELIVERIES}[{redriven.partition}]@{redriven.new_offset}", None]
+
