@@ -10,7 +10,8 @@ writes to edi.inbound and reads the mailbox table. Two measurements per bus:
   mailbox row's delivered_at minus its inbound record's timestamp (the producer's clock, this machine).
 
 Run: `uv run python bench/pipeline.py` (needs ../shared; starts a local Kafka broker from Maven jars unless
-EDI_TEST_KAFKA_BOOTSTRAP names one). Ends with one JSON line.
+EDI_TEST_KAFKA_BOOTSTRAP names one, and a local PostgreSQL unless EDI_TEST_POSTGRES_URL names one). Ends with one
+JSON line.
 """
 
 from __future__ import annotations
@@ -52,9 +53,14 @@ LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "20"))
 LATENCY_RATE = 500.0
 SIZE = 8192
 RECEIVERS = ("8143060", "8143061", "8143062", "8143063")
-# One process per hot service, the light ones together: on two cores the processes share the CPU with the broker.
-# The relay runs with the router, so that the router's view holds the registry before it routes anything.
-LAYOUT = [["validator"], ["registry-relay", "router"], ["mailbox"], ["status", "receipts"]]
+# How each bus is deployed. On Kafka, as production runs it: one process per hot service, the light ones together
+# (on two cores they share the CPU with the broker), with the store on PostgreSQL. The relay runs with the router,
+# so that the router's view holds the registry before it routes anything. Embedded, as `edi up` runs it: every
+# service in one process (the embedded bus and SQLite are files of one machine, written best by one process).
+LAYOUTS = {
+    "kafka": [["validator"], ["registry-relay", "router"], ["mailbox"], ["status", "receipts"]],
+    "embedded": [["registry-relay", "validator", "router", "mailbox", "status", "receipts"]],
+}
 EDI = Path(sys.executable).parent / "edi"
 PRODUCE_WINDOW = 500  # produces in flight at once while writing as fast as possible
 
@@ -75,7 +81,7 @@ def bare_validate_per_s(seconds: float = 3.0) -> float:
 
 
 @contextmanager
-def installation(bus_kind: str, bootstrap: str | None) -> Iterator[Path]:
+def installation(bus_kind: str, bootstrap: str | None, database_url: str | None = None) -> Iterator[Path]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"edi-bench-{bus_kind}-"))
     values = {
         "EDI_DATA_DIR": str(data_dir), "EDI_SCHEMA_DIRS": str(STANDARDS), "EDI_LOG_LEVEL": "WARNING",
@@ -85,6 +91,8 @@ def installation(bus_kind: str, bootstrap: str | None) -> Iterator[Path]:
         assert bootstrap is not None
         values |= {"EDI_KAFKA_BOOTSTRAP_SERVERS": bootstrap, "EDI_KAFKA_REPLICATION_FACTOR": "1",
                    "EDI_BUS_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}"}
+    if database_url is not None:
+        values["EDI_DATABASE_URL"] = database_url
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:
@@ -157,7 +165,7 @@ async def measure(bus_kind: str) -> dict[str, float]:
     store = await BackboneStore.open(settings.store_url)
     processes = [
         await asyncio.create_subprocess_exec(str(EDI), "run", *services, start_new_session=True)
-        for services in LAYOUT
+        for services in LAYOUTS[bus_kind]
     ]
     try:
         warm = documents(200, "warm")
@@ -195,17 +203,22 @@ async def measure(bus_kind: str) -> dict[str, float]:
 def main() -> None:
     configure_logging(level="WARNING")
     from tests.support.kafka import provision_broker
+    from tests.support.postgres import provision_server
 
     print(f"{MESSAGES} messages of {SIZE} bytes for throughput; {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s "
-          f"for latency; services as processes: {' | '.join('+'.join(group) for group in LAYOUT)}")
+          "for latency; services as processes: "
+          + "; ".join(f"{bus}: {' | '.join('+'.join(group) for group in layout)}" for bus, layout in LAYOUTS.items()))
     bare = bare_validate_per_s()
     print(f"bare validation (same 8 KB document, one thread): {bare:.0f}/s")
     results: dict[str, dict[str, float]] = {}
     broker = provision_broker()
+    postgres = provision_server()
     try:
-        with installation("kafka", broker.bootstrap_servers):
+        with installation("kafka", broker.bootstrap_servers, postgres.create_database()):
             results["kafka"] = asyncio.run(measure("kafka"))
     finally:
+        postgres.drop_created_databases()
+        postgres.close()
         broker.close()
     with installation("embedded", None):
         results["embedded"] = asyncio.run(measure("embedded"))

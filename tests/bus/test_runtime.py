@@ -176,6 +176,34 @@ async def test_outputs_are_produced_with_correlation_and_the_inputs_committed(bu
     assert await flow.uncommitted() == []
 
 
+async def test_a_route_with_concurrency_handles_records_of_a_partition_together_started_in_order(bus: Bus) -> None:
+    flow, service = await make_flow(bus)
+    started: list[str] = []
+    in_flight, most_in_flight = 0, 0
+    release = asyncio.Event()
+
+    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink], concurrency=4)
+    async def write(message: Message[AcceptedMessage]) -> Result:
+        nonlocal in_flight, most_in_flight
+        started.append(message.payload.msg_id)
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        if len(started) >= 4:
+            release.set()
+        await release.wait()  # like a store write that is committed for several records at once
+        in_flight -= 1
+        return deliveries(message.payload, flow.sink)
+
+    for n in range(10):
+        await flow.send(accepted(n))  # one key: one partition
+    async with flow.running():
+        outputs = await flow.read(flow.sink, 10)
+    assert started == [f"m{n}" for n in range(10)]
+    assert most_in_flight == 4
+    assert sorted(CODEC.decode(r.value, Delivery).msg_id for r in outputs) == sorted(f"m{n}" for n in range(10))
+    assert await flow.uncommitted() == []
+
+
 async def test_a_poison_record_is_dead_lettered_and_the_partition_keeps_flowing(bus: Bus) -> None:
     flow, service = await make_flow(bus)
 

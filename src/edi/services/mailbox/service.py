@@ -17,7 +17,7 @@ from edi.observability import metrics, tracing
 from edi.schemas.topics import DELIVERIES, STATUS, TopicSpec
 from edi.services.mailbox.reading import read_delivered
 from edi.services.registry_relay.feed import RegistryFeed
-from edi.services.runtime import Message, Output, Poison, Result, Service
+from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings, BackboneStore, StoredDelivery
 
 _WEEK_MS = 7 * 24 * 60 * 60 * 1000
@@ -45,7 +45,7 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
         await bus.produce(party.kafka_topic, document, key=delivery.receiver_her_id.encode(),
                           headers=message.correlation.to_headers())
 
-    @service.handler(DELIVERIES, payload=Delivery, outputs=[STATUS])
+    @service.handler(DELIVERIES, payload=Delivery, outputs=[STATUS], concurrency=STORE_WRITER_CONCURRENCY)
     async def deliver(message: Message[Delivery]) -> Result:
         delivery = message.payload
         if isinstance(delivery.document, BlobRef):

@@ -4,10 +4,19 @@ loop with retries, dead letters and graceful shutdown."""
 from edi.services.runtime.outcomes import Outcome, Poison, Reject, Retryable
 from edi.services.runtime.retry import RetryPolicy
 from edi.services.runtime.runner import DeadLetterUnavailableError, run_service, serve
-from edi.services.runtime.service import Handler, Message, Output, RejectionBuilder, Result, Service
+from edi.services.runtime.service import (
+    STORE_WRITER_CONCURRENCY,
+    Handler,
+    Message,
+    Output,
+    RejectionBuilder,
+    Result,
+    Service,
+)
 from edi.services.runtime.settings import ServiceSettings
 
 __all__ = [
+    "STORE_WRITER_CONCURRENCY",
     "DeadLetterUnavailableError",
     "Handler",
     "Message",

@@ -3,8 +3,8 @@
 Guarantees:
 - An input's offset is committed only after every output of its handler (or its dead letter) is acknowledged
   by the broker, and only for partitions this member still owns; anything not committed comes again.
-- Records of one partition are handled one at a time, in order (a record's outputs are produced while the next
-  one is handled); the partitions of a batch run concurrently.
+- Records of one partition are handled in order, one at a time unless the route declares more (a record's
+  outputs are produced while the next one is handled); the partitions of a batch run concurrently.
 - A handler that fails (`Retryable`, or any unexpected exception) is retried with growing, jittered delays,
   up to its attempt limit; then, or at once for `Poison` and undecodable records, the record goes to the
   service's dead-letter topic with the reason, attempts and original coordinates, and the partition moves on.
@@ -183,30 +183,44 @@ class _Runner:
                 group.create_task(self._process_partition(partition_records))
 
     async def _process_partition(self, records: list[Record]) -> None:
-        # Handlers run one record at a time, in order; each record's outputs are produced while the next record is
-        # handled, and the partition's offset advances, in order, as soon as they are acknowledged.
-        publishing: deque[tuple[Record, asyncio.Task[bool]]] = deque()
+        # Records are handled in order, up to the route's concurrency at once; each record's outputs are produced
+        # while the next records are handled, and the partition's offset advances, in order, as soon as they are
+        # acknowledged.
+        window = asyncio.Semaphore(self._service.routes[records[0].topic].concurrency)
+        steps: deque[tuple[Record, asyncio.Task[bool]]] = deque()
         try:
             for record in records:
                 # Once stopping, no new record is started; an abandoned one stops its partition, since no later
                 # offset of it may be committed.
-                if self._stopping.is_set() or (publication := await self._handle(record)) is None:
+                await window.acquire()
+                if self._stopping.is_set():
+                    window.release()
                     break
-                publishing.append((record, publication))
-                publication.add_done_callback(lambda _: self._advance(publishing))
-            for _, publication in list(publishing):
-                if not await publication:  # raises what a dead letter that could not be written raised
+                step = asyncio.create_task(self._step(record, window))
+                steps.append((record, step))
+                step.add_done_callback(lambda _: self._advance(steps))
+            for _, step in list(steps):
+                if not await step:  # raises what a dead letter that could not be written raised
                     return
         finally:
-            for _, publication in publishing:
-                publication.cancel()  # only those not finished: their records stay uncommitted
+            for _, step in steps:
+                step.cancel()  # only those not finished: their records stay uncommitted
 
-    def _advance(self, publishing: deque[tuple[Record, asyncio.Task[bool]]]) -> None:
-        while publishing and publishing[0][1].done():
-            record, publication = publishing[0]
-            if publication.cancelled() or publication.exception() is not None or not publication.result():
+    async def _step(self, record: Record, window: asyncio.Semaphore) -> bool:
+        """Handle the record (holding a place in the window), then see its outputs or dead letter acknowledged:
+        True once they are, False if abandoned."""
+        try:
+            publication = await self._handle(record)
+        finally:
+            window.release()
+        return publication is not None and await publication
+
+    def _advance(self, steps: deque[tuple[Record, asyncio.Task[bool]]]) -> None:
+        while steps and steps[0][1].done():
+            record, step = steps[0]
+            if step.cancelled() or step.exception() is not None or not step.result():
                 return
-            publishing.popleft()
+            steps.popleft()
             self._done[record.topic_partition] = record.offset + 1
 
     async def _handle(self, record: Record) -> asyncio.Task[bool] | None:

@@ -11,7 +11,10 @@
 A handler gets the decoded payload with the record's coordinates and correlation ids, and returns the records
 to produce, or an outcome (`Retryable`, `Reject`, `Poison`). The runtime (`runner.py`) owns everything else:
 polling, decoding, retries, producing, committing, dead letters and shutdown. Handlers must be idempotent
-(records are delivered at least once) and may run concurrently for different partitions.
+(records are delivered at least once) and may run concurrently for different partitions. A handler whose work
+waits on I/O (a store write) may also declare `concurrency`: that many records of one partition are handled at
+once, started in order (each runs up to its first wait before the next starts, so writes queued there keep the
+partition's order), with offsets still committed in order.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from edi.services.runtime.outcomes import Outcome, Reject
 from edi.services.runtime.retry import RetryPolicy
 
 P = TypeVar("P", bound="Event | bytes")
+
+# The concurrency for a handler whose time goes on a store write: enough records of a partition in flight to fill
+# the store's group commits (a topic keyed by receiver may have only a few busy partitions).
+STORE_WRITER_CONCURRENCY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ class Route(Generic[P]):
     outputs: frozenset[str]
     rejections: RejectionBuilder[P] | None
     retry: RetryPolicy | None  # None: the service settings' policy
+    concurrency: int = 1  # records of one partition handled at once
 
 
 class Service:
@@ -77,16 +85,19 @@ class Service:
         outputs: Sequence[str] = (),
         rejections: RejectionBuilder[P] | None = None,
         retry: RetryPolicy | None = None,
+        concurrency: int = 1,
     ) -> Callable[[Handler[P]], Handler[P]]:
         """Register the decorated function as the handler of `topic`, whose records hold `payload` (an event
         type, or `bytes` for raw records). It may produce to `outputs` only (and to edi.rejected when it has
-        `rejections`)."""
+        `rejections`). `concurrency`: see the module docstring."""
         if topic in self.routes:
             raise ValueError(f"{self.name} already has a handler for {topic}")
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
 
         def register(handler: Handler[P]) -> Handler[P]:
             declared = frozenset(outputs) | ({REJECTED} if rejections is not None else set())
-            self.routes[topic] = Route(topic, payload, handler, declared, rejections, retry)
+            self.routes[topic] = Route(topic, payload, handler, declared, rejections, retry, concurrency)
             return handler
 
         return register

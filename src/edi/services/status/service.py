@@ -18,7 +18,7 @@ from edi.adapters.bus import Bus, BusUnavailableError
 from edi.events import StatusChange, TransportState, default_codec
 from edi.events.headers import Correlation, new_traceparent
 from edi.schemas.topics import STATUS
-from edi.services.runtime import Message, Result, Service
+from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Result, Service
 from edi.services.store import BackboneSettings, BackboneStore
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ class StatusSettings(BackboneSettings):
 def build(store: BackboneStore) -> Service:
     service = Service("status")
 
-    @service.handler(STATUS, payload=StatusChange)
+    @service.handler(STATUS, payload=StatusChange, concurrency=STORE_WRITER_CONCURRENCY)
     async def record(message: Message[StatusChange]) -> Result:
         await store.apply_status(message.payload)
         return []

@@ -27,7 +27,7 @@ from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, INBOUND
 from edi.services.messaging import RefusalKind
 from edi.services.objects.offload import Attachments
-from edi.services.runtime import Message, Output, Reject, Result, Service
+from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Output, Reject, Result, Service
 from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome
 from edi.services.validator.admission import (
     Refusal,
@@ -70,7 +70,8 @@ def build(
 ) -> Service:
     service = Service("validator")
 
-    @service.handler(INBOUND, payload=bytes, outputs=[ACCEPTED], rejections=_rejection)
+    @service.handler(INBOUND, payload=bytes, outputs=[ACCEPTED], rejections=_rejection,
+                     concurrency=STORE_WRITER_CONCURRENCY)
     async def admit_inbound(message: Message[bytes]) -> Result:
         document = message.payload
         metrics.MESSAGES_RECEIVED.labels("validator", "kafka").inc()
