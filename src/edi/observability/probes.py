@@ -9,7 +9,7 @@ it, so a broker outage makes the pods unready, never restarts them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from edi.adapters.bus import Ack, Bus, Consumer, Headers, Record, RevokeHook, TopicPartition
+from edi.adapters.bus import Bus, Consumer, Record, RevokeHook, TopicPartition
+from edi.adapters.bus.port import DelegatingBus
 from edi.observability import metrics
-from edi.schemas.topics import REGISTRY, TopicSpec
+from edi.schemas.topics import REGISTRY
 from edi.services.store import tables as t
 
 # A readiness check that takes longer than this fails: probes must answer within their own timeout.
@@ -156,26 +157,11 @@ class ConsumerWatch:
         return [family]
 
 
-class _WatchedBus:
+class _WatchedBus(DelegatingBus):
     def __init__(self, bus: Bus, service: str, watch: ConsumerWatch) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self._service = service
         self._watch = watch
-
-    async def start(self) -> None:
-        await self._bus.start()
-
-    async def close(self) -> None:
-        await self._bus.close()
-
-    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
-        await self._bus.ensure_topics(specs)
-
-    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
-        return await self._bus.produce(topic, value, key=key, headers=headers)
-
-    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
-        return await self._bus.end_offsets(topics)
 
     async def subscribe(
         self, group_id: str, topics: Sequence[str], *, on_revoked: RevokeHook | None = None

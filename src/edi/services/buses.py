@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 
 from edi.adapters.bus import Ack, Bus, Consumer, Headers, Record, RevokeHook, TopicPartition
+from edi.adapters.bus.port import DelegatingBus
 from edi.schemas.topics import TopicSpec
 
 
@@ -96,25 +97,7 @@ READ_AHEAD = 3000
 FETCH = 500
 
 
-class FairBus:
-    def __init__(self, bus: Bus) -> None:
-        self._bus = bus
-
-    async def start(self) -> None:
-        await self._bus.start()
-
-    async def close(self) -> None:
-        await self._bus.close()
-
-    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
-        await self._bus.ensure_topics(specs)
-
-    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
-        return await self._bus.produce(topic, value, key=key, headers=headers)
-
-    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
-        return await self._bus.end_offsets(topics)
-
+class FairBus(DelegatingBus):
     async def subscribe(
         self, group_id: str, topics: Sequence[str], *, on_revoked: RevokeHook | None = None
     ) -> Consumer:

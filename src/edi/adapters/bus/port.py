@@ -115,3 +115,30 @@ class Bus(Protocol):
         has read up to these has seen everything produced before the call (how a reader of a compacted topic
         knows it has caught up). Raises `UnknownTopicError` or `BusUnavailableError`."""
         ...
+
+
+class DelegatingBus:
+    """A Bus that passes every call to another: the base of wrappers that change only some calls."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def close(self) -> None:
+        await self._bus.close()
+
+    async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
+        await self._bus.ensure_topics(specs)
+
+    async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
+        return await self._bus.produce(topic, value, key=key, headers=headers)
+
+    async def subscribe(
+        self, group_id: str, topics: Sequence[str], *, on_revoked: RevokeHook | None = None
+    ) -> Consumer:
+        return await self._bus.subscribe(group_id, topics, on_revoked=on_revoked)
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        return await self._bus.end_offsets(topics)
