@@ -5,6 +5,7 @@ the same directory, the HTTP API answering, and Ctrl-C (SIGINT) stopping it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,7 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.services.documents import DIALOG, RECEIVER
+from edi.auth.dev import DevIssuer
+from edi.client import EdiClient
+from edi.services.gateway.settings import TokenSettings
+from tests.services.conftest import APPRECS, party, seed_registry
+from tests.services.documents import DIALOG, DIALOG_SPEC, RECEIVER, SENDER
+from tests.services.processes import ServiceProcess
 from tests.shared_samples import SAMPLES
 
 BIN = Path(sys.executable).parent
@@ -83,3 +89,46 @@ async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_ref
         up.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(up.wait(), 30)
     assert code in (0, -signal.SIGINT, 130)
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def test_the_gateway_runs_as_a_process_of_its_own_beside_the_services(
+    installation: dict[str, str], bus_kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a deployment runs it: `edi run gateway` in one process, the services in another; a message sent
+    through the gateway reaches its receiver's mailbox."""
+    await seed_registry([party(RECEIVER, DIALOG_SPEC), party(SENDER, *APPRECS)])
+    port = free_port()
+    monkeypatch.setenv("EDI_ENVIRONMENT", "development")
+    monkeypatch.setenv("EDI_HTTP_PORT", str(port))
+    monkeypatch.setenv("EDI_HTTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("EDI_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    services = ServiceProcess(["registry-relay", "validator", "router", "mailbox", "status", "receipts"], tmp_path)
+    gateway = ServiceProcess(["gateway"], tmp_path)
+    try:
+        await services.start()
+        await gateway.start()
+        async with httpx.AsyncClient() as client:
+            for _ in range(300):
+                assert gateway.alive(), gateway.tail()
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.2)
+        issuer = DevIssuer.load_or_create(Path(installation["EDI_DATA_DIR"]))
+        settings = TokenSettings()
+        base_url = f"http://127.0.0.1:{port}"
+        async with EdiClient(base_url, issuer.issue([SENDER], audience=settings.auth_audience,
+                                                    scope=settings.auth_scope)) as sender:
+            message_id = await sender.post_message(DIALOG.read_bytes())
+        async with EdiClient(base_url, issuer.issue([RECEIVER], audience=settings.auth_audience,
+                                                    scope=settings.auth_scope)) as receiver:
+            for _ in range(150):
+                if [m.id for m in await receiver.messages([int(RECEIVER)])] == [message_id]:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail(f"message {message_id} did not reach {RECEIVER}:\n{gateway.tail()}\n{services.tail()}")
+    finally:
+        await gateway.stop()
+        await services.stop()

@@ -24,9 +24,12 @@ from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.observability.probes import Ops
 from edi.schemas.topics import ALL_TOPICS
+from edi.services.backbone import Backbone
 from edi.services.mailbox import service as mailbox
+from edi.services.objects import janitor as objects_janitor
 from edi.services.objects.offload import Attachments
 from edi.services.objects.settings import ObjectSettings
+from edi.services.operations.service import Operations
 from edi.services.receipts import service as receipts
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.registry_relay.relay import RegistryRelay, RegistryRelaySettings
@@ -46,9 +49,12 @@ class ServiceName(StrEnum):
     STATUS = "status"
     RECEIPTS = "receipts"
     REGISTRY_RELAY = "registry-relay"
+    GATEWAY = "gateway"  # the HTTP API (EDI 2.0 v2, notifications, /objects, /ops)
+    OBJECTS_JANITOR = "objects-janitor"  # deletes objects past their retention
 
 
-SERVICES = tuple(name.value for name in ServiceName)
+# The services on the bus; a process of them all carries every message from edi.inbound to the mailboxes.
+SERVICES = tuple(name.value for name in ServiceName if name not in (ServiceName.GATEWAY, ServiceName.OBJECTS_JANITOR))
 
 # A part of a process: runs until `stop` is set.
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
@@ -152,8 +158,35 @@ async def add(parts: Parts, name: str) -> None:
         parts.relay = RegistryRelay(registry, await parts.store(), await parts.bus(), relay_settings)
         await parts.relay.catch_up()  # before the views of this process read edi.registry
         parts.components.append(("registry-relay", parts.relay.run))
+    elif name == "gateway":
+        parts.components.append(("gateway", await _gateway(parts)))
+    elif name == "objects-janitor":
+        objects = (await parts.attachments()).objects
+        interval_s = ObjectSettings(**o).object_janitor_interval_s
+
+        async def sweep(stop: asyncio.Event) -> None:
+            await objects_janitor.run(objects, interval_s, stop)
+
+        parts.components.append(("objects-janitor", sweep))
     else:
-        raise ValueError(f"unknown service {name!r}; the services are: {', '.join(SERVICES)}")
+        raise ValueError(f"unknown service {name!r}; the services are: {', '.join(ServiceName)}")
+
+
+async def _gateway(parts: Parts) -> Component:
+    from edi.services.gateway.access import RegistryDirectory
+    from edi.services.gateway.app import create_app
+    from edi.services.gateway.server import http_component
+    from edi.services.gateway.settings import GatewaySettings
+
+    o = parts.overrides
+    settings = GatewaySettings(**o)
+    bus, store, attachments = await parts.bus(), await parts.store(), await parts.attachments()
+    registry = await parts.registry(RegistryRelaySettings(**o))
+    backbone = Backbone(bus=bus, store=store, validator=parts.validator(), feed=await parts.feed(),
+                        require_schemas=validator.ValidatorSettings(**o).require_schemas, attachments=attachments)
+    app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=attachments.objects,
+                     ops=parts.ops, operations=Operations(bus, store))
+    return http_component(app, settings.http_host, settings.http_port)
 
 
 async def serve(
@@ -163,10 +196,12 @@ async def serve(
     stop: asyncio.Event | None = None,
     extra: Callable[[Parts], Awaitable[Sequence[tuple[str, Component]]]] | None = None,
     started: Callable[[Parts], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> None:
-    """Run the named services (and `extra` components made from the same parts) until stopped."""
+    """Run the named services (and `extra` components made from the same parts) until stopped; `settings` are
+    given over the EDI_* environment to every part."""
     stop = stop or asyncio.Event()
-    overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
+    overrides: dict[str, Any] = {**(settings or {}), **({} if data_dir is None else {"data_dir": data_dir})}
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
         parts = Parts(overrides, stack)

@@ -42,6 +42,9 @@ class GatewaySettings(TokenSettings):
     dpop_require_nonce: bool = False  # make clients use server nonces (RFC 9449 §8)
     dpop_nonce_secret: SecretStr | None = None  # shared by replicas so each accepts the others' nonces
 
+    # Where the HTTP API listens (`edi run gateway`; `edi up` takes --host and --port).
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
     # The base URL clients use, when the gateway sits behind a proxy that changes scheme, host or port: DPoP
     # proofs name the URL the client called.
     public_url: str | None = None
