@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from edi.adapters.bus.port import Headers
 
@@ -70,17 +70,17 @@ class Correlation:
     @classmethod
     def from_headers(cls, headers: Headers) -> Correlation:
         values = {}
-        for field in fields(cls):
-            raw = header(headers, _HEADER_NAMES[field.name])
+        for name, header_name in _HEADER_NAMES.items():
+            raw = header(headers, header_name)
             if raw is not None:
-                values[field.name] = raw.decode("utf-8", errors="replace")
+                values[name] = raw.decode("utf-8", errors="replace")
         return cls(**values)
 
     def to_headers(self) -> Headers:
         return tuple(
-            (_HEADER_NAMES[field.name], value.encode())
-            for field in fields(self)
-            if (value := getattr(self, field.name)) is not None
+            (header_name, value.encode())
+            for name, header_name in _HEADER_NAMES.items()
+            if (value := getattr(self, name)) is not None
         )
 
     def child(self, **changes: str | None) -> Correlation:
@@ -90,7 +90,7 @@ class Correlation:
 
     def log_context(self) -> dict[str, str]:
         """The fixed structlog keys, for the ids that are known."""
-        return {field.name: value for field in fields(self) if (value := getattr(self, field.name)) is not None}
+        return {name: value for name in _HEADER_NAMES if (value := getattr(self, name)) is not None}
 
 
 _HEADER_NAMES = {

@@ -40,7 +40,7 @@ from edi.services.store.tables import VERSION_TABLE
 
 T = TypeVar("T")
 _MAX_BATCH = 200
-_CLAIM, _DELIVER, _STATUS, _OPERATION = "claim", "deliver", "status", "operation"
+_CLAIM, _PUBLISHED, _DELIVER, _STATUS, _OPERATION = "claim", "published", "deliver", "status", "operation"
 _STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_at")
 # A receiver's fetch is noted at most this often per HER-id and store, so that polling costs no write per poll.
 FETCH_RESOLUTION_S = 5.0
@@ -204,7 +204,8 @@ class BackboneStore:
         """Every write of the batch, kind by kind (each kind's writes in the order they came); their results in
         the batch's order."""
         results: dict[int, Any] = {}
-        for kind, run in ((_CLAIM, self._claims), (_DELIVER, self._deliveries), (_STATUS, self._status_changes)):
+        for kind, run in ((_CLAIM, self._claims), (_PUBLISHED, self._published), (_DELIVER, self._deliveries),
+                          (_STATUS, self._status_changes)):
             indexes = [i for i, write in enumerate(batch) if write.kind == kind]
             if indexes:
                 results.update(zip(indexes, await run(connection, [batch[i].item for i in indexes]), strict=True))
@@ -251,12 +252,12 @@ class BackboneStore:
         return claims
 
     async def mark_published(self, message_id: UUID) -> None:
-        async def op(connection: AsyncConnection) -> None:
-            await connection.execute(
-                sa.update(t.messages).where(t.messages.c.message_id == message_id).values(published=True)
-            )
+        await self._write(_PUBLISHED, message_id)
 
-        return await self._operation(op)
+    async def _published(self, connection: AsyncConnection, message_ids: list[UUID]) -> list[None]:
+        await connection.execute(
+            sa.update(t.messages).where(t.messages.c.message_id.in_(message_ids)).values(published=True))
+        return [None] * len(message_ids)
 
     async def sender_of(self, message_id: UUID) -> str | None:
         async with self.engine.connect() as connection:
