@@ -106,6 +106,12 @@ def installation(bus_kind: str, bootstrap: str | None, database_url: str | None 
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def delivered(store: BackboneStore) -> int:
     async with store.engine.connect() as connection:
         return int((await connection.execute(sa.select(sa.func.count()).select_from(t.mailbox))).scalar_one())
@@ -173,6 +179,7 @@ async def measure(bus_kind: str) -> dict[str, float]:
         await wait_for(store, len(warm), 120)
 
         payloads = documents(MESSAGES, "throughput")
+        cpu_before = [cpu_seconds(process.pid) for process in processes]
         began = time.monotonic()
         await produce_fast(bus, payloads)
         produced_s = time.monotonic() - began
@@ -180,6 +187,10 @@ async def measure(bus_kind: str) -> dict[str, float]:
         throughput = MESSAGES / (finished - began)
         print(f"{bus_kind:8s} throughput: {MESSAGES} messages in {finished - began:.1f} s = {throughput:.0f}/s "
               f"(written to edi.inbound in {produced_s:.1f} s)")
+        cpu = [cpu_seconds(process.pid) - before for process, before in zip(processes, cpu_before, strict=True)]
+        print(f"{bus_kind:8s} CPU per message: " + ", ".join(
+            f"{'+'.join(services)} {seconds / MESSAGES * 1000:.2f} ms"
+            for services, seconds in zip(LAYOUTS[bus_kind], cpu, strict=True)))
 
         paced = documents(int(LATENCY_RATE * LATENCY_SECONDS), "latency")
         await produce_paced(bus, paced, LATENCY_RATE)
