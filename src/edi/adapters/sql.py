@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,32 @@ async def migrate_to_head(engine: AsyncEngine, script_location: str, version_tab
             async with engine.connect() as connection:
                 if not await connection.run_sync(is_current):
                     raise
+
+
+def run_migration_environment(
+    metadata: sa.MetaData, default_url: Callable[[], str], version_table: str = "alembic_version",
+) -> None:
+    """The body of every Alembic `env.py` of the project. `migrate_to_head` passes its connection in
+    `config.attributes["connection"]`; from the alembic command line the URL is `sqlalchemy.url`, else
+    `default_url()` (the EDI_* settings)."""
+    from alembic import context
+
+    config = context.config
+
+    def run(connection: sa.Connection) -> None:
+        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                          version_table=version_table)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_with_own_engine() -> None:
+        engine = make_engine(config.get_main_option("sqlalchemy.url") or default_url())
+        async with engine.connect() as connection:
+            await connection.run_sync(run)
+        await engine.dispose()
+
+    given = config.attributes.get("connection")
+    if given is not None:
+        run(given)
+    else:
+        asyncio.run(run_with_own_engine())

@@ -1,38 +1,7 @@
-"""Alembic environment of the registry's schema.
+"""Alembic environment of the registry's schema."""
 
-The store runs migrations itself on a connection it passes in `config.attributes["connection"]`; run from the
-alembic command line, the database URL comes from `sqlalchemy.url` or the EDI_* settings.
-"""
-
-from __future__ import annotations
-
-import asyncio
-
-from alembic import context
-from sqlalchemy.engine import Connection
-
-from edi.adapters.sql import make_engine
+from edi.adapters.sql import run_migration_environment
 from edi.kapabilitetsregister.settings import RegistrySettings
 from edi.kapabilitetsregister.tables import metadata
 
-config = context.config
-
-
-def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def _run_with_own_engine() -> None:
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or RegistrySettings().database_url)
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
-
-
-given = config.attributes.get("connection")
-if given is not None:
-    _run(given)
-else:
-    asyncio.run(_run_with_own_engine())
+run_migration_environment(metadata, lambda: RegistrySettings().database_url)
