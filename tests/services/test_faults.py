@@ -10,16 +10,16 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from edi.adapters.bus import Bus, BusUnavailableError
-from edi.schemas.topics import ALL_TOPICS, INBOUND
+from edi.schemas.topics import INBOUND
 from edi.services.messaging import NotificationKind
-from edi.services.store import BackboneSettings, BackboneStore
+from edi.services.store import BackboneSettings, BackboneStore, open_bus_and_store
 from edi.services.store import tables as t
 from edi.services.validator.admission import content_message_id
 from tests.services.conftest import APPRECS, party, seed_registry
@@ -44,16 +44,8 @@ def documents(count: int) -> list[bytes]:
 
 @asynccontextmanager
 async def installation_parts() -> AsyncIterator[tuple[Bus, BackboneStore]]:
-    settings = BackboneSettings()
-    bus = settings.open_bus()
-    await bus.start()
-    await bus.ensure_topics(ALL_TOPICS)
-    store = await BackboneStore.open(settings.store_url)
-    try:
-        yield bus, store
-    finally:
-        await store.close()
-        await bus.close()
+    async with AsyncExitStack() as stack:
+        yield await open_bus_and_store(BackboneSettings(), stack)
 
 
 async def produce_paced(bus: Bus, payloads: list[bytes], rate_per_s: float) -> None:

@@ -27,7 +27,7 @@ from edi.events import AcceptedMessage, Source, StatusChange, TransportState, de
 from edi.events.headers import Correlation, new_traceparent
 from edi.observability import metrics
 from edi.observability.tracing import current_traceparent
-from edi.schemas.topics import ACCEPTED, ALL_TOPICS, STATUS
+from edi.schemas.topics import ACCEPTED, STATUS
 from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import (
     AppRecErrorInfo,
@@ -44,7 +44,7 @@ from edi.services.objects.settings import ObjectSettings
 from edi.services.receipts.answer import FALLBACK, apprec_version
 from edi.services.receipts.service import receipt_id
 from edi.services.registry_relay.feed import RegistryFeed
-from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome
+from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome, open_bus_and_store
 from edi.services.validator.admission import Refusal, admit, duplicate_msgid, sha256_of
 from edi.services.validator.service import header_or_none, validate
 from edi.settings import ValidationSettings
@@ -85,12 +85,7 @@ class Backbone:
         """A backbone on the configured bus and store, with a registry view of its own, closed on exit."""
         settings = settings or MessagingSettings()
         async with AsyncExitStack() as stack:
-            bus = settings.open_bus()
-            await bus.start()
-            stack.push_async_callback(bus.close)
-            await bus.ensure_topics(ALL_TOPICS)
-            store = await BackboneStore.open(settings.store_url)
-            stack.push_async_callback(store.close)
+            bus, store = await open_bus_and_store(settings, stack)
             feed = RegistryFeed(bus, "backbone")
             stop = asyncio.Event()
             following = asyncio.create_task(feed.run(stop), name="backbone-registry-view")

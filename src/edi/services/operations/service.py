@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from edi.adapters.bus import Bus, BusError
 from edi.events import default_codec
 from edi.events.headers import DLQ_PREFIX, REDRIVEN_FROM
-from edi.schemas.topics import ALL_TOPICS, CONSUMING_SERVICES
+from edi.schemas.topics import CONSUMING_SERVICES
 from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import TransportState
 from edi.services.operations.dead_letters import READ_TIMEOUT_S, StoredLetter, read_dead_letters
@@ -39,7 +39,7 @@ from edi.services.operations.models import (
     ReceiverState,
     Redriven,
 )
-from edi.services.store import BackboneSettings, BackboneStore
+from edi.services.store import BackboneSettings, BackboneStore, open_bus_and_store
 from edi.services.store.store import Act, MessageFacts
 
 
@@ -64,13 +64,7 @@ class Operations:
         """On the configured bus and store, closed on exit."""
         settings = settings or BackboneSettings()
         async with AsyncExitStack() as stack:
-            bus = settings.open_bus()
-            await bus.start()
-            stack.push_async_callback(bus.close)
-            await bus.ensure_topics(ALL_TOPICS)
-            store = await BackboneStore.open(settings.store_url)
-            stack.push_async_callback(store.close)
-            yield cls(bus, store)
+            yield cls(*await open_bus_and_store(settings, stack))
 
     # --- messages -----------------------------------------------------------------------------------------------
 

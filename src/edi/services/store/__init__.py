@@ -10,6 +10,7 @@ from edi.services.store.store import (
     StatusRow,
     StoredDelivery,
     next_status,
+    open_bus_and_store,
 )
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "StoreSettings",
     "StoredDelivery",
     "next_status",
+    "open_bus_and_store",
 ]

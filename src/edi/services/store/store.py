@@ -13,6 +13,7 @@ import contextlib
 import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -22,9 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from edi.adapters.bus import Bus
 from edi.adapters.sql import make_engine, migrate_to_head
 from edi.core.apprec import AppRecStatus
 from edi.events import ErrorDetail, Rejection, StatusChange
+from edi.schemas.topics import ALL_TOPICS
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
@@ -36,6 +39,7 @@ from edi.services.messaging import (
 )
 from edi.services.operations.models import AuditEntry, Backlog, DeadLetterAction, DeadLetterState, MessageStatus
 from edi.services.store import tables as t
+from edi.services.store.settings import BackboneSettings
 from edi.services.store.tables import VERSION_TABLE
 
 T = TypeVar("T")
@@ -130,6 +134,17 @@ def next_status(current: StatusRow | None, change: StatusChange) -> StatusRow:
         return StatusRow(state, current.apprec_status if current else None, current.apprec_errors if current else ())
     errors = tuple(AppRecErrorInfo(code=e.code, details=e.description) for e in change.apprec_errors)
     return StatusRow(state, AppRecStatus(change.apprec_status), errors)
+
+
+async def open_bus_and_store(settings: BackboneSettings, stack: AsyncExitStack) -> tuple[Bus, BackboneStore]:
+    """The configured bus (started, every topic there) and store, both closed by `stack`."""
+    bus = settings.open_bus()
+    await bus.start()
+    stack.push_async_callback(bus.close)
+    await bus.ensure_topics(ALL_TOPICS)
+    store = await BackboneStore.open(settings.store_url)
+    stack.push_async_callback(store.close)
+    return bus, store
 
 
 class BackboneStore:
