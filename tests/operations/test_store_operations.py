@@ -6,12 +6,8 @@ the audit trail, in the same transaction as what it did."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -24,24 +20,8 @@ from edi.services.operations.models import DeadLetterState, MessageStatus
 from edi.services.store import AcceptedRecord, BackboneStore, StoredDelivery
 from edi.services.store import tables as t
 from edi.services.store.store import Act
-from tests.support.postgres import PostgresServer
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        return server.create_database()
-    return f"sqlite+aiosqlite:///{tmp_path / 'backbone.db'}"
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def store(store_url: str) -> AsyncIterator[BackboneStore]:
-    opened = await BackboneStore.open(store_url)
-    yield opened
-    await opened.close()
 
 
 def accepted(msg_id: str, sender: str = "1") -> AcceptedRecord:

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
-import pytest_asyncio
 
 from edi.core.apprec import AppRecStatus
 from edi.events import AppRecErrorDetail, StatusChange
 from edi.events import TransportState as EventState
 from edi.services.messaging import NotificationKind, TransportState
 from edi.services.store import AcceptedRecord, BackboneStore, ClaimOutcome, StoredDelivery
-from tests.support.postgres import PostgresServer
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgres":
-        server: PostgresServer = request.getfixturevalue("postgres_server")
-        return server.create_database()
-    return f"sqlite+aiosqlite:///{tmp_path / 'backbone.db'}"
-
-
-@pytest_asyncio.fixture(loop_scope="function")
-async def store(store_url: str) -> AsyncIterator[BackboneStore]:
-    opened = await BackboneStore.open(store_url)
-    yield opened
-    await opened.close()
 
 
 def record(msg_id: str, sha: str = "a", sender: str = "1") -> AcceptedRecord:
