@@ -31,8 +31,6 @@ IMAGE = f"edi-backbone:{version('edi-backbone')}"
 # Every process of the backbone that runs on its own, by the name compose and Kubernetes give it.
 PROCESSES = {*SERVICES, "gateway", "objects-janitor", "registry-api"}
 HTTP_APIS = {"gateway", "registry-api"}  # answer on their HTTP port; the others on the ops port
-# `python -m edi.services.objects.janitor` serves no HTTP: nothing to probe (its failures are logged and retried).
-NO_HTTP = {"objects-janitor"}
 
 
 @cache
@@ -122,9 +120,6 @@ def test_each_compose_service_uses_the_project_image_with_a_health_check_and_lim
     assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
     limits = service["deploy"]["resources"]["limits"]
     assert float(limits["cpus"]) > 0 and limits["memory"]
-    if name in NO_HTTP:
-        assert "healthcheck" not in service
-        return
     url = service["healthcheck"]["test"][-1]
     port = urlsplit(re.search(r"http://[^'\"]+", url)[0]).port  # type: ignore[index]
     if name in HTTP_APIS:
@@ -187,9 +182,6 @@ def test_each_deployment_has_resource_requests_and_limits_and_probes_on_its_port
     for kind in ("cpu", "memory"):
         assert resources["requests"][kind] and resources["limits"][kind]
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
-    if name in NO_HTTP:
-        assert not {"ports", "livenessProbe", "readinessProbe"} & set(spec)
-        return
     ports = {port["name"]: port["containerPort"] for port in spec["ports"]}
     live, ready = spec["livenessProbe"]["httpGet"], spec["readinessProbe"]["httpGet"]
     assert live["port"] == ready["port"] and live["port"] in ports
