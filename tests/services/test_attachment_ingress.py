@@ -114,3 +114,32 @@ async def test_the_router_offloads_what_an_accepted_record_still_carries_inline(
         key = (await parts.attachments()).objects.key_for(url)
         assert key is not None
         assert b"".join([chunk async for chunk in (await parts.attachments()).objects.read(key)]) == scan
+
+
+async def test_an_object_a_receiver_got_inline_is_confirmed_when_it_marks_the_message_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As DEFT deletes an object once every receiver confirmed its download: a receiver that cannot read
+    FileReference never downloads it itself, so marking the message read confirms it on its behalf."""
+    monkeypatch.setenv("EDI_PUBLIC_URL", BASE_URL)
+    await seed_registry(PARTIES)
+    scan = os.urandom(64 * 1024)
+    async with running_backbone() as (backbone, _), gateway(backbone, tmp_path / "gateway") as clients:
+        sender, inline = clients[SENDER], clients[INLINE]
+        uploaded = await sender.post("/objects", data={"SenderHerId": SENDER, "ReceiverHerIds": [INLINE]},
+                                     files={"File": ("scan.pdf", scan, "application/pdf")})
+        assert uploaded.status_code == 201, uploaded.text
+        url = uploaded.json()["url"]
+        accepted = await post(sender, referral(INLINE, file_reference=url))
+        assert accepted.status_code == 201, accepted.text
+
+        document = await fetched_document(inline, INLINE)
+        assert elements(document, FILE_REFERENCE) == []  # it got the scan inline
+        assert (await sender.get(f"{url}/download-status")).json()["receivers"][0]["downloadConfirmed"] is False
+        [message] = (await inline.get("/Messages", params={"ReceiverHerIds": INLINE})).json()
+        marked = await inline.put(f"/Messages/{message['id']}/read/{INLINE}")
+        assert marked.status_code == 204, marked.text
+
+        status = (await sender.get(f"{url}/download-status")).json()
+        assert status["receivers"][0]["downloadConfirmed"] is True
+        assert (status["state"], status["deletedReason"]) == ("deleted", "confirmed")  # every receiver has it

@@ -222,6 +222,9 @@ class Backbone:
         await self._bus.produce(STATUS, self._codec.encode(change), key=change.partition_key(), headers=headers)
         await self._store.mark_read(message_id, receiver_her_id, now)
         metrics.MESSAGES_READ.labels("gateway").inc()
+        if self._attachments is not None and (document := await self._store.document(message_id, receiver_her_id)):
+            view = None if self._feed is None else await self._feed.wait_ready()
+            await self._attachments.confirm_inline(document, receiver_her_id, view)
         return True
 
     async def status(self, message_id: UUID) -> list[ReceiverStatus]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from edi.core.standards import BASE64_NS, MSGHEAD_NS
 from edi.events import BlobRef
 from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.view import RegistryView
-from edi.services.objects.service import ObjectNotFound, ObjectService, is_her_id, unavailable
+from edi.services.objects.service import ObjectError, ObjectNotFound, ObjectService, is_her_id, unavailable
 
 _M = "{" + MSGHEAD_NS + "}"
 _DOCUMENT, _REFDOC, _CONTENT, _FILE_REFERENCE, _MIME_TYPE, _DESCRIPTION = (
@@ -198,9 +199,13 @@ class Attachments:
             return Rewritten(document, [])
         return await offload_attachments(document, self.objects, threshold=self.offload_threshold)
 
+    def _keys(self, header: RoutingHeader) -> list[str]:
+        """The keys of this service's objects that the header's FileReferences name, in the header's order."""
+        return [key for d in header.documents if d.file_reference and (key := self.objects.key_for(d.file_reference))]
+
     async def referenced(self, header: RoutingHeader) -> list[BlobRef]:
         """The stored objects of this service that the header's FileReferences name, in the header's order."""
-        keys = [key for d in header.documents if d.file_reference and (key := self.objects.key_for(d.file_reference))]
+        keys = self._keys(header)
         records = await self.objects.records(keys) if keys else {}
         return [BlobRef(uri=self.objects.url_for(key), size=record.size, sha256=record.sha256)
                 for key in keys if (record := records.get(key)) is not None
@@ -218,12 +223,29 @@ class Attachments:
         """The document as a receiver gets it: as it is when the receiver's registry entry accepts FileReference,
         otherwise (also without a registry view to ask) with this service's objects inline again. Raises
         AttachmentsTooLarge over the inline limit, ObjectGone once an object is deleted."""
-        try:
-            if view is not None and view.accepts_file_reference(parse_her_id(receiver_her_id)):
-                return document
-        except InvalidHerIdError:
-            pass
+        if not _gets_inline(receiver_her_id, view):
+            return document
         return (await reinline_attachments(document, self.objects, max_bytes=self.inline_max_bytes)).document
+
+    async def confirm_inline(self, document: bytes, receiver_her_id: str, view: RegistryView | None) -> None:
+        """A receiver that gets this service's objects inline has them once it marks the message read: confirm
+        them on its behalf (as a DEFT receiver confirms its download), so an object goes when every receiver has
+        it rather than when its retention runs out."""
+        if b"FileReference" not in document or not _gets_inline(receiver_her_id, view):
+            return
+        keys = [key for msghead in _msgheads(_parse(document)) for key in self._keys(read_header(msghead))]
+        for key in keys:
+            with contextlib.suppress(ObjectError):  # gone already, or not listing this receiver: nothing to do
+                await self.objects.confirm(key, receiver_her_id)
+
+
+def _gets_inline(receiver_her_id: str, view: RegistryView | None) -> bool:
+    """Whether a receiver gets attachments inline: unless its registry entry accepts FileReference (and without a
+    registry view to ask)."""
+    try:
+        return view is None or not view.accepts_file_reference(parse_her_id(receiver_her_id))
+    except InvalidHerIdError:
+        return True
 
 
 def _parse(document: bytes) -> Any:
