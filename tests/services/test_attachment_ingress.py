@@ -143,3 +143,8 @@ async def test_an_object_a_receiver_got_inline_is_confirmed_when_it_marks_the_me
         status = (await sender.get(f"{url}/download-status")).json()
         assert status["receivers"][0]["downloadConfirmed"] is True
         assert (status["state"], status["deletedReason"]) == ("deleted", "confirmed")  # every receiver has it
+        # Fetched again after that, the document cannot have its attachment inline: a clear 404, not a 500.
+        again = await inline.get(f"/Messages/{message['id']}/business-document")
+        assert again.status_code == 404, again.text
+        assert "cannot be put back inline" in again.json()["error"]
+        assert "every receiver has confirmed its download" in again.json()["error"]

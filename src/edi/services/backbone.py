@@ -32,6 +32,7 @@ from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
+    DocumentUnavailable,
     MailboxEntry,
     Notification,
     ReceiverStatus,
@@ -39,7 +40,8 @@ from edi.services.messaging import (
     Refused,
     Submitted,
 )
-from edi.services.objects.offload import Attachments
+from edi.services.objects.offload import Attachments, AttachmentsTooLarge
+from edi.services.objects.service import ObjectError
 from edi.services.objects.settings import ObjectSettings
 from edi.services.receipts.answer import FALLBACK, apprec_version
 from edi.services.receipts.service import receipt_id
@@ -203,7 +205,10 @@ class Backbone:
         if document is None or self._attachments is None:
             return document
         view = None if self._feed is None else await self._feed.wait_ready()
-        return await self._attachments.for_receiver(document, receiver_her_id, view)
+        try:
+            return await self._attachments.for_receiver(document, receiver_her_id, view)
+        except (AttachmentsTooLarge, ObjectError) as exc:
+            raise DocumentUnavailable(f"the document's attachments cannot be put back inline: {exc}") from exc
 
     async def mark_read(self, message_id: UUID, receiver_her_id: str) -> bool:
         entry = next((e for e in await self._store.entries(message_id) if e.receiver_her_id == receiver_her_id), None)

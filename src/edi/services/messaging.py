@@ -44,6 +44,11 @@ class RefusalKind(StrEnum):
     DUPLICATE_MSGID = "duplicate_msgid"  # 1000: same sender and MsgId, different content (E10)
 
 
+class DocumentUnavailable(Exception):
+    """The document exists but cannot be given to this receiver now: an attachment it must get inline is gone
+    (deleted, expired) or would make it too large. The message says which and why."""
+
+
 class Refused(Exception):
     """The submission was not accepted; nothing was put on the bus."""
 
@@ -142,7 +147,8 @@ class Messaging(Protocol):
         ...
 
     async def business_document(self, message_id: UUID, receiver_her_id: str) -> bytes | None:
-        """The document as this receiver should get it (attachments inline or by FileReference, issue 6)."""
+        """The document as this receiver should get it (attachments inline or by FileReference); None for no such
+        message and receiver. Raises DocumentUnavailable when its attachments cannot be put back inline."""
         ...
 
     async def mark_read(self, message_id: UUID, receiver_her_id: str) -> bool:

@@ -37,7 +37,7 @@ from edi.services.gateway.errors import (
     not_authorised_for_message,
     not_found,
 )
-from edi.services.messaging import MailboxEntry, Messaging, RefusalKind, Refused, TransportState
+from edi.services.messaging import DocumentUnavailable, MailboxEntry, Messaging, RefusalKind, Refused, TransportState
 
 API_VERSIONS = frozenset({"2", "2.0"})
 # The contract's document must declare UTF-8 in its first line: `<?xml version="1.0" encoding="UTF-8"?>`.
@@ -195,7 +195,10 @@ def messages_router(
     )
     async def get_business_document(who: Who, _: V2, message_id: MessageId) -> GetBusinessDocumentResponse:
         entry = (await entries_for(message_id, who, allow_sender=True))[0]
-        document = await messaging.business_document(message_id, entry.receiver_her_id)
+        try:
+            document = await messaging.business_document(message_id, entry.receiver_her_id)
+        except DocumentUnavailable as exc:
+            raise ApiError(404, str(exc), ErrorCode.NOT_FOUND) from exc
         if document is None:
             raise not_found()
         return GetBusinessDocumentResponse(
