@@ -12,7 +12,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -22,7 +21,7 @@ from edi.adapters.bus import Bus, Consumer, Record, RevokeHook, TopicPartition
 from edi.adapters.bus.port import DelegatingBus
 from edi.observability import metrics
 from edi.schemas.topics import REGISTRY
-from edi.services.store import tables as t
+from edi.services.store import BackboneStore
 
 # A readiness check that takes longer than this fails: probes must answer within their own timeout.
 CHECK_TIMEOUT_S = 3.0
@@ -52,9 +51,9 @@ class Ops:
     def watch_registry_view(self, caught_up: Callable[[], bool]) -> None:
         self._feeds.append(caught_up)
 
-    def sample_backlog(self, engine: AsyncEngine) -> None:
+    def sample_backlog(self, store: BackboneStore) -> None:
         """Per receiver, the unread messages and the age of the oldest: for the process that runs the mailbox."""
-        self._sample(metrics.Sampler("mailbox-backlog", lambda: backlog(engine)))
+        self._sample(metrics.Sampler("mailbox-backlog", lambda: backlog(store)))
 
     def _sample(self, sampler: metrics.Sampler) -> None:
         remove = metrics.add_sampler(sampler)
@@ -89,20 +88,17 @@ async def _ping(engine: AsyncEngine) -> None:
         await connection.execute(sa.text("SELECT 1"))
 
 
-async def backlog(engine: AsyncEngine) -> Sequence[Metric]:
-    m = t.mailbox.c
-    query = (sa.select(m.receiver_her_id, sa.func.count(), sa.func.min(m.delivered_at))
-             .where(m.read_at.is_(None), m.abandoned_at.is_(None)).group_by(m.receiver_her_id))
-    async with engine.connect() as connection:
-        rows = (await connection.execute(query)).all()
-    now = datetime.now(UTC)
+async def backlog(store: BackboneStore) -> Sequence[Metric]:
+    """The gauges from the same figures `edi ops backlog` shows."""
     unread = GaugeMetricFamily(metrics.UNREAD_MESSAGES, "Messages waiting unread in a receiver's mailbox.",
                                labels=["receiver_her_id"])
     oldest = GaugeMetricFamily(metrics.OLDEST_UNREAD_AGE, "How long the oldest unread message in a receiver's "
                                "mailbox has waited there.", labels=["receiver_her_id"])
-    for receiver, count, first in rows:
-        unread.add_metric([receiver], count)
-        oldest.add_metric([receiver], max(0.0, (now - first).total_seconds()))
+    for row in await store.backlog():
+        if row.unread:
+            unread.add_metric([row.her_id], row.unread)
+        if row.oldest_unread_age_s is not None:
+            oldest.add_metric([row.her_id], max(0.0, row.oldest_unread_age_s))
     return [unread, oldest]
 
 

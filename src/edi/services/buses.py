@@ -25,9 +25,9 @@ from edi.adapters.bus.port import DelegatingBus
 from edi.schemas.topics import TopicSpec
 
 
-class NamespacedBus:
+class NamespacedBus(DelegatingBus):
     def __init__(self, bus: Bus, namespace: str) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self._prefix = f"{namespace}."
 
     def outer(self, topic: str) -> str:
@@ -35,12 +35,6 @@ class NamespacedBus:
 
     def inner(self, topic: str) -> str:
         return topic.removeprefix(self._prefix)
-
-    async def start(self) -> None:
-        await self._bus.start()
-
-    async def close(self) -> None:
-        await self._bus.close()
 
     async def ensure_topics(self, specs: Iterable[TopicSpec]) -> None:
         await self._bus.ensure_topics([dataclasses.replace(spec, name=self.outer(spec.name)) for spec in specs])

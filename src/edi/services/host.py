@@ -141,7 +141,7 @@ async def add(parts: Parts, name: str) -> None:
         await parts.add_service(router.build(await parts.feed(), await parts.attachments()), router.RouterSettings(**o))
     elif name == "mailbox":
         service = mailbox.build(await parts.store(), await parts.feed(), await parts.bus())
-        parts.ops.sample_backlog((await parts.store()).engine)
+        parts.ops.sample_backlog(await parts.store())
         await parts.add_service(service, mailbox.MailboxSettings(**o))
     elif name == "status":
         status_settings = status.StatusSettings(**o)

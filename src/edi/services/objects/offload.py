@@ -109,6 +109,8 @@ async def reinline_attachments(
     """Replace every FileReference to this object service with the object's content inline (a Base64Container),
     each verified against its sha256 as it is read. Raises AttachmentsTooLarge, before reading any object, when
     the result would exceed `max_bytes`; ObjectNotFound or ObjectGone when an object is no longer there."""
+    if b"FileReference" not in document:  # most documents: nothing to put back, no parse
+        return Rewritten(document, [])
     root = _parse(document)
     found: list[tuple[Any, str]] = []  # (FileReference element, key)
     for msghead in _msgheads(root):
@@ -223,7 +225,7 @@ class Attachments:
         """The document as a receiver gets it: as it is when the receiver's registry entry accepts FileReference,
         otherwise (also without a registry view to ask) with this service's objects inline again. Raises
         AttachmentsTooLarge over the inline limit, ObjectGone once an object is deleted."""
-        if not _gets_inline(receiver_her_id, view):
+        if not gets_inline(receiver_her_id, view):
             return document
         return (await reinline_attachments(document, self.objects, max_bytes=self.inline_max_bytes)).document
 
@@ -231,7 +233,7 @@ class Attachments:
         """A receiver that gets this service's objects inline has them once it marks the message read: confirm
         them on its behalf (as a DEFT receiver confirms its download), so an object goes when every receiver has
         it rather than when its retention runs out."""
-        if b"FileReference" not in document or not _gets_inline(receiver_her_id, view):
+        if b"FileReference" not in document or not gets_inline(receiver_her_id, view):
             return
         keys = [key for msghead in _msgheads(_parse(document)) for key in self._keys(read_header(msghead))]
         for key in keys:
@@ -239,7 +241,7 @@ class Attachments:
                 await self.objects.confirm(key, receiver_her_id)
 
 
-def _gets_inline(receiver_her_id: str, view: RegistryView | None) -> bool:
+def gets_inline(receiver_her_id: str, view: RegistryView | None) -> bool:
     """Whether a receiver gets attachments inline: unless its registry entry accepts FileReference (and without a
     registry view to ask)."""
     try:

@@ -151,7 +151,7 @@ class Operations:
         before = await self._store.park(act, service, offset, stored.message_id)
         if before is not None:
             raise OperationRefusedError(f"dead letter {service}@{offset} was {before.describe()}")
-        return await self.dead_letter(service, offset)
+        return _view(stored, (await self._store.dead_letter_actions(service)).get((service, offset)))
 
     # --- receipts, backlog, audit -------------------------------------------------------------------------------
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
-from edi.kapabilitetsregister.model import InvalidInputError, parse_her_id
+from edi.kapabilitetsregister.model import InvalidInputError
 from edi.kapabilitetsregister.specifications import read_routing_header
 from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
-from edi.services.objects.offload import Attachments
+from edi.services.objects.offload import Attachments, gets_inline
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.router.routing import Refused, route
 from edi.services.runtime import Message, Output, Poison, Result, Service
@@ -56,7 +56,7 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
         receivers, refused = list(routing.receivers), list(routing.refused)
         too_large = attachments.too_large_inline(document, objects) if attachments and objects else None
         if too_large is not None:
-            inline = [r for r in receivers if not view.accepts_file_reference(parse_her_id(r))]
+            inline = [r for r in receivers if gets_inline(r, view)]
             receivers = [r for r in receivers if r not in inline]
             refused += [Refused(receiver, too_large) for receiver in inline]
         outputs = [

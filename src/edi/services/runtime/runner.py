@@ -271,7 +271,7 @@ class _Runner:
             if route.rejections is None:
                 return Poison(f"rejected ({reject.apprec_code}: {reject.reason}), but the handler has no rejections")
             log.info("message rejected", apprec_code=reject.apprec_code, reason=reject.reason)
-            metrics.MESSAGES_REFUSED.labels(self._service.name, reject.apprec_code).inc()
+            metrics.refused(self._service.name, [reject.apprec_code])
             return [Output(REJECTED, route.rejections(message, reject))]
         except (Retryable, Poison) as outcome:
             return outcome
