@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from edi.adapters.blobs import BlobNotFound, BlobStore, BlobStoreError, UploadedPart
 from edi.adapters.sql import make_engine, migrate_to_head
+from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
 from edi.observability import metrics
 from edi.services.objects import tables as t
 from edi.services.objects.tables import VERSION_TABLE
@@ -31,7 +32,6 @@ log = structlog.get_logger("edi.objects")
 
 ORPHAN_GRACE = timedelta(hours=1)  # bytes stored this recently may still be about to be recorded
 MAX_RECEIVERS = 100
-_HER_ID = re.compile(r"[0-9]{1,32}")
 _CONTENT_TYPE = re.compile(r"[!-~]+/[!-~]+( *;[ -~]*)?")  # printable ASCII: it travels as an HTTP header
 _BATCH = 500
 
@@ -394,8 +394,12 @@ def unavailable(record: ObjectRecord) -> ObjectError | None:
 
 
 def is_her_id(value: str) -> bool:
-    """Whether an object can name this party (as sender or receiver)."""
-    return bool(_HER_ID.fullmatch(value))
+    """Whether an object can name this party (as sender or receiver): a HER-id as the registry takes one."""
+    try:
+        parse_her_id(value)
+    except InvalidHerIdError:
+        return False
+    return True
 
 
 def _checked_parties(sender: str, receivers: Sequence[str]) -> list[str]:
