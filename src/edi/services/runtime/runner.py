@@ -20,7 +20,7 @@ import contextlib
 import signal
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -208,12 +208,21 @@ class _Runner:
 
     async def _step(self, record: Record, window: asyncio.Semaphore) -> bool:
         """Handle the record (holding a place in the window), then see its outputs or dead letter acknowledged:
-        True once they are, False if abandoned."""
-        try:
-            publication = await self._handle(record)
-        finally:
-            window.release()
-        return publication is not None and await publication
+        True once they are, False if abandoned. Both under the record's log context and trace span."""
+        correlation = Correlation.from_headers(record.headers)
+        context = {
+            "service": self._service.name,
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+        }
+        with (structlog.contextvars.bound_contextvars(**context, **correlation.log_context()),
+              tracing.handling(self._service.name, record, correlation) as correlation):
+            try:
+                publication = await self._handle(record, correlation)
+            finally:
+                window.release()
+            return publication is not None and await publication
 
     def _advance(self, steps: deque[tuple[Record, asyncio.Task[bool]]]) -> None:
         while steps and steps[0][1].done():
@@ -223,40 +232,30 @@ class _Runner:
             steps.popleft()
             self._done[record.topic_partition] = record.offset + 1
 
-    async def _handle(self, record: Record) -> asyncio.Task[bool] | None:
-        """Handle one record, retrying as its route says; then start producing its outputs or its dead letter.
-        The task's result is True once those are acknowledged, False if abandoned; None if abandoned before."""
+    async def _handle(self, record: Record, correlation: Correlation) -> Coroutine[Any, Any, bool] | None:
+        """Handle one record, retrying as its route says; then the producing of its outputs or its dead letter,
+        to await (True once acknowledged, False if abandoned); None if abandoned before."""
         route = self._service.routes[record.topic]
-        correlation = Correlation.from_headers(record.headers)
-        context = {
-            "service": self._service.name,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-        }
-        # The task is created inside the bound context, so its log lines carry the record's keys too.
-        with (structlog.contextvars.bound_contextvars(**context, **correlation.log_context()),
-              tracing.handling(self._service.name, record, correlation) as correlation):
-            try:
-                payload = _decode(route, record.value, self._codec)
-            except DecodeError as exc:
-                return asyncio.create_task(self._dead_letter(record, f"cannot decode: {exc}", attempts=1))
-            retry = route.retry or self._retry
-            attempt = 0
-            while True:
-                attempt += 1
-                result = await self._attempt(route, Message(payload, record, correlation, attempt))
-                if isinstance(result, Poison):
-                    return asyncio.create_task(self._dead_letter(record, result.reason, attempt))
-                if not isinstance(result, Retryable):
-                    return asyncio.create_task(self._publish(route, record, correlation, result, attempt))
-                if retry.gives_up_after(attempt):
-                    reason = f"gave up after {attempt} attempts: {result.reason}"
-                    return asyncio.create_task(self._dead_letter(record, reason, attempt))
-                delay = retry.delay_s(attempt)
-                log.warning("handler failed, retrying", attempt=attempt, delay_s=round(delay, 3), reason=result.reason)
-                if not await self._pause(delay):
-                    return None
+        try:
+            payload = _decode(route, record.value, self._codec)
+        except DecodeError as exc:
+            return self._dead_letter(record, f"cannot decode: {exc}", attempts=1)
+        retry = route.retry or self._retry
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self._attempt(route, Message(payload, record, correlation, attempt))
+            if isinstance(result, Poison):
+                return self._dead_letter(record, result.reason, attempt)
+            if not isinstance(result, Retryable):
+                return self._publish(route, record, correlation, result, attempt)
+            if retry.gives_up_after(attempt):
+                reason = f"gave up after {attempt} attempts: {result.reason}"
+                return self._dead_letter(record, reason, attempt)
+            delay = retry.delay_s(attempt)
+            log.warning("handler failed, retrying", attempt=attempt, delay_s=round(delay, 3), reason=result.reason)
+            if not await self._pause(delay):
+                return None
 
     async def _attempt(self, route: Route[Any], message: Message[Any]) -> Sequence[Output] | Retryable | Poison:
         started = time.perf_counter()
