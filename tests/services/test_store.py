@@ -106,3 +106,14 @@ async def test_notifications_resume_after_the_last_offset_seen(store: BackboneSt
     rest = await store.notifications(["2"], after=first[-1].offset)
     assert len(first) == 2 and len(rest) == 3
     assert [n.offset for n in first + rest] == sorted({n.offset for n in first + rest})
+
+
+async def test_writes_pending_when_the_store_closes_fail_instead_of_waiting_forever(store_url: str) -> None:
+    store = await BackboneStore.open(store_url)
+    claims = [asyncio.create_task(store.claim(record(f"closing-{n}"))) for n in range(300)]
+    await asyncio.sleep(0)  # queued; some may be in the writer's transaction
+    await store.close()
+    done, pending = await asyncio.wait(claims, timeout=10)
+    assert not pending, "a write waited on a closed store"
+    outcomes = {type(task.exception()).__name__ if task.exception() else "made" for task in done}
+    assert outcomes <= {"made", "StoreClosedError"}

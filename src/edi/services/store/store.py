@@ -57,6 +57,10 @@ def _notification(
             "at": at}
 
 
+class StoreClosedError(Exception):
+    """A write queued or in progress when the store was closed: it was not made."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Write(Generic[T]):
     """A write waiting for the writer: one of the hot kinds (claim, deliver, status), done for a whole batch at
@@ -173,6 +177,8 @@ class BackboneStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        while self._writes is not None and not self._writes.empty():  # nobody waits forever on a closed store
+            _settle(self._writes.get_nowait(), StoreClosedError("the store was closed before this write was made"))
         await self.engine.dispose()
 
     async def _write(self, kind: str, item: Any) -> Any:
@@ -201,6 +207,10 @@ class BackboneStore:
             try:
                 async with self.engine.begin() as connection:
                     results = await self._run_batch(connection, batch)
+            except asyncio.CancelledError:  # closing: the batch's transaction is rolled back
+                for write in batch:
+                    _settle(write, StoreClosedError("the store was closed while this write was being made"))
+                raise
             except Exception as exc:
                 if len(batch) == 1:
                     _settle(batch[0], exc)
