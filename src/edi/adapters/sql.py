@@ -18,8 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -78,15 +77,24 @@ async def migrate_to_head(engine: AsyncEngine, script_location: str, version_tab
         if not is_current(connection):
             command.upgrade(config(connection), "head")
 
-    async with _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
-        try:
-            async with engine.begin() as connection:
-                await connection.run_sync(upgrade)
-        except DBAPIError:
-            # Another process may have migrated the new database at the same moment; fine if it is now current.
-            async with engine.connect() as connection:
-                if not await connection.run_sync(is_current):
-                    raise
+    in_process = _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+    async with in_process, engine.begin() as connection:
+        await _lock_for_migration(connection, version_table)
+        await connection.run_sync(upgrade)
+
+
+async def _lock_for_migration(connection: AsyncConnection, version_table: str) -> None:
+    """Take a database-wide lock held until the migration's transaction ends, so that processes starting together
+    (the gateway beside the services) migrate one after the other: the later one finds the schema current.
+
+    SQLite: BEGIN IMMEDIATE takes the write lock up front (the driver would otherwise run DDL outside any
+    transaction); a waiting process waits out the busy timeout. PostgreSQL: a transaction-scoped advisory lock
+    named after the version table (its DDL is transactional)."""
+    backend = connection.dialect.name
+    if backend == "sqlite":
+        await connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif backend == "postgresql":
+        await connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": version_table})
 
 
 def run_migration_environment(
