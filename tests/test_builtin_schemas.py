@@ -56,7 +56,7 @@ APPREC_TAGS = (f"{{{AR10}}}AppRec", f"{{{AR11}}}AppRec")
 # compiling the two schema sets
 
 
-class CatalogResolver(etree.Resolver):
+class CatalogResolver(etree.Resolver):  # type: ignore[misc]  # lxml is untyped
     """Maps the published XSDs' absolute http:// schemaLocations to the local copies, per catalog.xml."""
 
     def __init__(self, catalog: Path) -> None:

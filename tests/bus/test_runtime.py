@@ -324,6 +324,9 @@ class GatedBus:
     async def ensure_topics(self, specs: object) -> None:
         raise AssertionError("not used")
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
+        return await self.bus.end_offsets(topics)
+
     async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
         if topic == self.gated_topic:
             self.producing.set()
