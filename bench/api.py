@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import aiohttp
+from fastapi import FastAPI, Request, Response
 
 from edi.auth.dev import DevIssuer
+from edi.services.runtime import loop
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
@@ -156,6 +158,18 @@ class ValidateOnly:
         return Submitted(message_id=uuid.uuid4())
 
 
+def bare_app() -> Any:
+    """The framework's ceiling: FastAPI on uvicorn reading the JSON body and answering 201, nothing else."""
+    app = FastAPI()
+
+    @app.post("/Messages", status_code=201)
+    async def post_message(request: Request) -> Response:
+        json.loads(await request.body())
+        return Response(json.dumps({"id": str(uuid.uuid4())}), status_code=201, media_type="application/json")
+
+    return app
+
+
 async def serve(port: int) -> None:
     """The server side (a subprocess): the Backbone on the configured bus and store, the gateway around it."""
     import uvicorn
@@ -185,7 +199,8 @@ async def serve(port: int) -> None:
             if os.environ.get("BENCH_MESSAGING") == "validate-only"
             else await stack.enter_async_context(Backbone.open())
         )
-        app = create_app(messaging, GatewaySettings())
+        framework_only = os.environ.get("BENCH_MESSAGING") == "framework"
+        app = bare_app() if framework_only else create_app(messaging, GatewaySettings())
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         # SO_REUSEPORT: with BENCH_WORKERS > 1 the kernel spreads connections over the server processes.
         listener = socket.socket()
@@ -242,11 +257,6 @@ def wait_until_up(port: int, servers: list[subprocess.Popen[bytes]]) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve"]:
-        try:  # the event loop uvicorn would choose itself when it owns the process
-            import uvloop
-        except ImportError:
-            asyncio.run(serve(int(sys.argv[2])))
-        else:
-            uvloop.run(serve(int(sys.argv[2])))
+        loop.run(serve(int(sys.argv[2])))  # as `edi run gateway` runs it
     else:
         main()

@@ -54,7 +54,13 @@ sys.path.insert(0, str(ROOT))
 
 from edi.observability.logging import configure_logging  # noqa: E402
 from edi.schemas.topics import ACCEPTED, ALL_TOPICS, DELIVERIES, INBOUND, STATUS  # noqa: E402
-from edi.services.runtime import Message, Output, Result, Service  # noqa: E402
+from edi.services.runtime import (  # noqa: E402
+    Message,
+    Output,
+    Result,
+    Service,
+    loop,
+)
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 WARM = 200
@@ -173,9 +179,9 @@ def run_relay(variant: str, hop_name: str) -> None:
     configure_logging(level=os.environ.get("EDI_LOG_LEVEL", "WARNING"))
     hop = next(hop for hop in HOPS if hop.name == hop_name)
     if variant == "bare":
-        asyncio.run(bare_relay(hop, os.environ["EDI_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EDI_BUS_NAMESPACE"]))
+        loop.run(bare_relay(hop, os.environ["EDI_KAFKA_BOOTSTRAP_SERVERS"], os.environ["EDI_BUS_NAMESPACE"]))
     else:
-        asyncio.run(runtime_relay(hop))
+        loop.run(runtime_relay(hop))
 
 
 # --- the measuring process -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from edi.observability.logging import configure_logging
 from edi.observability.tracing import configure_tracing
 from edi.services import host
 from edi.services.host import ServiceName
+from edi.services.runtime import loop
 
 
 def run(
@@ -30,7 +31,7 @@ def run(
         level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="+".join(names),
     )
     configure_tracing()
-    asyncio.run(host.serve(names, data_dir=data_dir, extra=_ops_server))
+    loop.run(host.serve(names, data_dir=data_dir, extra=_ops_server))
 
 
 async def _ops_server(parts: host.Parts) -> list[tuple[str, host.Component]]:

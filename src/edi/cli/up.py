@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +9,7 @@ from typing import Annotated
 import typer
 
 from edi.observability.logging import configure_logging
+from edi.services.runtime import loop
 from edi.services.up import Started
 from edi.services.up import up as run_up
 
@@ -26,7 +26,7 @@ def up(
     Kafka or PostgreSQL."""
     configure_logging(format="json" if os.environ.get("EDI_LOG_FORMAT") == "json" else "console",
                       level=os.environ.get("EDI_LOG_LEVEL", "WARNING"))
-    asyncio.run(run_up(host_name=host, port=port, data_dir=data_dir, started=_announce))
+    loop.run(run_up(host_name=host, port=port, data_dir=data_dir, started=_announce))
 
 
 def _announce(started: Started) -> None:

@@ -7,8 +7,8 @@ included) carries it the same way and logs and traces can pick it up without dec
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from dataclasses import dataclass, replace
 
 from edi.adapters.bus.port import Headers
@@ -37,7 +37,13 @@ _SAMPLED = "01"
 
 def new_traceparent() -> str:
     """The start of a new trace (sampled)."""
-    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-{_SAMPLED}"
+    return f"00-{_random_id(128)}-{_random_id(64)}-{_SAMPLED}"
+
+
+def _random_id(bits: int) -> str:
+    # Trace and span ids need to be unique, not secret: the fast generator, as OpenTelemetry's SDK uses (the
+    # system's, for every record of every service, costs a system call each). Never all zeros, which is invalid.
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
 
 
 def child_traceparent(parent: str | None) -> str:
@@ -45,7 +51,7 @@ def child_traceparent(parent: str | None) -> str:
     match = _TRACEPARENT.fullmatch(parent or "")
     if match is None or set(match["trace"]) == {"0"} or set(match["span"]) == {"0"}:
         return new_traceparent()
-    return f"00-{match['trace']}-{secrets.token_hex(8)}-{match['flags']}"
+    return f"00-{match['trace']}-{_random_id(64)}-{match['flags']}"
 
 
 def header(headers: Headers, name: str) -> bytes | None:

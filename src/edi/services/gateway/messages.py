@@ -72,7 +72,7 @@ _REFUSALS: dict[RefusalKind, tuple[int, ErrorCode]] = {
 MessageId = Annotated[UUID, Path(alias="id", description="Id of message (must be a valid Guid)")]
 
 
-def api_version_2(
+async def api_version_2(  # async: FastAPI runs a plain def on a worker thread, a hop per request
     api_version: Annotated[str, Header(alias="api-version", examples=["2"])],
     nhn_source_system: Annotated[str, Header(
         alias="nhn-source-system", description="Name and version for the client system",

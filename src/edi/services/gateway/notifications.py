@@ -31,7 +31,7 @@ _DESCRIPTIONS = {
 }
 
 
-def api_version(
+async def api_version(  # async: FastAPI runs a plain def on a worker thread, a hop per request
     api_version: Annotated[str, Header(alias="api-version", examples=["3"])],
     nhn_source_system: Annotated[str, Header(alias="nhn-source-system", examples=["MyApplication, v1.337"])],
 ) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import structlog
 
-from edi.adapters.bus.port import Bus, BusError, BusUnavailableError, Consumer, Headers, Record, TopicPartition
+from edi.adapters.bus.port import Ack, Bus, BusError, BusUnavailableError, Consumer, Headers, Record, TopicPartition
 from edi.events import headers as h
 from edi.events.codec import AvroCodec, DecodeError, default_codec
 from edi.events.headers import Correlation
@@ -307,10 +307,7 @@ class _Runner:
         first. Raises BusError for a record the broker will never take."""
         attempt = 0
         while outgoing:
-            results = await asyncio.gather(
-                *(self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing),
-                return_exceptions=True,
-            )
+            results = await self._produce_each(outgoing)
             for result in results:
                 if isinstance(result, BaseException) and not isinstance(result, BusUnavailableError):
                     raise result
@@ -321,6 +318,20 @@ class _Runner:
                 if not await self._pause(BROKER_BACKOFF.delay_s(attempt)):
                     return False
         return True
+
+    async def _produce_each(self, outgoing: list[_Outgoing]) -> list[Ack | BaseException]:
+        """Each record's acknowledgement or error. Most records have one output: that is produced directly,
+        without the tasks and futures of a gather."""
+        if len(outgoing) == 1:
+            o = outgoing[0]
+            try:
+                return [await self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers)]
+            except Exception as exc:
+                return [exc]
+        return await asyncio.gather(
+            *(self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing),
+            return_exceptions=True,
+        )
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int) -> bool:
         reason = reason[:_MAX_REASON_CHARS]
