@@ -77,13 +77,16 @@ async def post(http: aiohttp.ClientSession, payload: bytes) -> float:
     return time.perf_counter() - started
 
 
-async def saturate(http: aiohttp.ClientSession, bodies: list[bytes], seconds: float) -> tuple[int, float, list[float]]:
-    """CONCURRENCY workers posting back to back; returns (requests, elapsed, latencies)."""
+async def saturate(
+    http: aiohttp.ClientSession, bodies: list[bytes], seconds: float, keep: int,
+) -> tuple[int, float, list[float]]:
+    """CONCURRENCY workers posting back to back, leaving `keep` bodies (unique MsgIds) for the next phase;
+    returns (requests, elapsed, latencies)."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
     async def worker() -> None:
-        while time.perf_counter() < deadline and bodies:
+        while time.perf_counter() < deadline and len(bodies) > keep:
             latencies.append(await post(http, bodies.pop()))
 
     started = time.perf_counter()
@@ -125,8 +128,9 @@ async def measure(base_url: str, token: str) -> dict[str, Any]:
     async with aiohttp.ClientSession(
         base_url, headers=headers, connector=connector, timeout=aiohttp.ClientTimeout(total=60),
     ) as http:
-        await saturate(http, bodies, 2.0)  # warm-up: connections, schema compilation, the store
-        count, elapsed, at_capacity = await saturate(http, bodies, SECONDS)
+        reserve = int(RATE * SECONDS) + CONCURRENCY
+        await saturate(http, bodies, 2.0, reserve)  # warm-up: connections, schema compilation, the store
+        count, elapsed, at_capacity = await saturate(http, bodies, SECONDS, reserve)
         print(f"POST /Messages, 8 KB documents, {CONCURRENCY} in flight: {count / elapsed:,.0f} requests/s "
               f"(p50 {percentile(at_capacity, 0.5):.1f} ms, p99 {percentile(at_capacity, 0.99):.1f} ms)")
         at_300 = await fixed_rate(http, bodies, RATE, SECONDS)
