@@ -52,7 +52,7 @@ SENDER = "8143025"
 DOCUMENT_BYTES = 8 * 1024
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
-RATE = 300.0
+RATE = float(os.environ.get("BENCH_RATE", "300"))
 HEADERS = {"api-version": "2", "nhn-source-system": "bench/api.py", "content-type": "application/json"}
 
 
@@ -205,6 +205,7 @@ async def serve(port: int) -> None:
         )
         framework_only = os.environ.get("BENCH_MESSAGING") == "framework"
         app = bare_app() if framework_only else create_app(messaging, GatewaySettings())
+        loop.freeze_startup_objects()  # as `edi run gateway` does once started
         config = uvicorn.Config(app, log_level="warning", access_log=False)
         # SO_REUSEPORT: with BENCH_WORKERS > 1 the kernel spreads connections over the server processes.
         listener = socket.socket()

@@ -80,6 +80,7 @@ class Backbone:
         self._follow_interval_s = follow_interval_s
         self._attachments = attachments
         self._codec = default_codec()
+        self._marking: set[asyncio.Task[None]] = set()
 
     @classmethod
     @asynccontextmanager
@@ -99,9 +100,11 @@ class Backbone:
             stack.push_async_callback(stop_feed)
             attachments = await ObjectSettings(data_dir=settings.data_dir).open_attachments()
             stack.push_async_callback(attachments.objects.close)
-            yield cls(bus=bus, store=store, validator=ValidationSettings().validator(), feed=feed,
-                      require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s,
-                      attachments=attachments)
+            backbone = cls(bus=bus, store=store, validator=ValidationSettings().validator(), feed=feed,
+                           require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s,
+                           attachments=attachments)
+            stack.push_async_callback(backbone.settle)  # before the store closes
+            yield backbone
 
     # --- submitting -----------------------------------------------------------------------------------------
 
@@ -154,12 +157,27 @@ class Backbone:
                                   request_id=request_id, traceparent=current_traceparent() or new_traceparent())
         await self._bus.produce(ACCEPTED, self._codec.encode(accepted), key=accepted.partition_key(),
                                 headers=correlation.to_headers())
-        await self._store.mark_published(claim.message_id)
+        # The mark only spares a resubmission a second publication (which the services take as the same message,
+        # by its id), so the answer does not wait for its commit: that is a third of a submission's latency.
+        marking = asyncio.create_task(self._mark_published(claim.message_id))
+        self._marking.add(marking)
+        marking.add_done_callback(self._marking.discard)
         log.info("message accepted", message_id=str(claim.message_id), msg_id=admission.msg_id,
                  sender_her_id=sender, receivers=len(receivers), warnings=len(admission.warnings))
         if claim.outcome is ClaimOutcome.NEW:
             metrics.MESSAGES_ACCEPTED.labels("gateway", "api").inc()
         return Submitted(message_id=claim.message_id, duplicate=claim.outcome is ClaimOutcome.SAME)
+
+    async def _mark_published(self, message_id: UUID) -> None:
+        try:
+            await self._store.mark_published(message_id)
+        except Exception as exc:  # the mark stays unset: a resubmission publishes once more
+            log.warning("could not note a message as published", message_id=str(message_id), error=str(exc))
+
+    async def settle(self) -> None:
+        """Wait for the marks of published messages still being written (for a clean close)."""
+        if self._marking:
+            await asyncio.wait(set(self._marking))
 
     async def send_apprec(
         self, message_id: UUID, apprec_sender_her_id: str, status: AppRecStatus, errors: Sequence[AppRecError],

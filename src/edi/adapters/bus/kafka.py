@@ -86,8 +86,10 @@ class KafkaBus:
         replication_factor: int | None = None,
         request_timeout_s: float = 30.0,
         session_timeout_s: float = 10.0,
+        linger_ms: int = 0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self._linger_ms = linger_ms
         self._client_id = client_id
         self._replication_factor = replication_factor
         self._request_timeout_ms = int(request_timeout_s * 1000)
@@ -108,7 +110,7 @@ class KafkaBus:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,  # lets concurrent outputs of a batch share one request
+            linger_ms=self._linger_ms,
             # aiokafka's 16 KB default holds two 8 KB messages; half the broker's default batch limit (1 MB) lets
             # a busy partition send many records per request.
             max_batch_size=512 * 1024,
