@@ -31,7 +31,8 @@ def run(
         level=os.environ.get("EDI_LOG_LEVEL", "INFO"), service="+".join(names),
     )
     configure_tracing()
-    loop.run(host.serve(names, data_dir=data_dir, extra=_ops_server))
+    loop.run(host.serve(names, data_dir=data_dir, extra=_ops_server,
+                        started=lambda _: loop.freeze_startup_objects()))
 
 
 async def _ops_server(parts: host.Parts) -> list[tuple[str, host.Component]]:

@@ -47,3 +47,4 @@ def _announce(started: Started) -> None:
     if started.data_dir != Path(".edi-data").resolve():
         lines += [f"(other commands find this data directory with --data-dir {started.data_dir} or EDI_DATA_DIR)"]
     typer.echo("\n".join(lines))
+    loop.freeze_startup_objects()  # started: see the function

@@ -35,7 +35,6 @@ from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.registry_relay.relay import RegistryRelay, RegistryRelaySettings
 from edi.services.router import service as router
 from edi.services.runtime import Service, ServiceSettings, run_service
-from edi.services.runtime.loop import freeze_startup_objects
 from edi.services.status import service as status
 from edi.services.store import BackboneSettings, BackboneStore
 from edi.services.validator import service as validator
@@ -218,7 +217,6 @@ async def serve(
             except (NotImplementedError, RuntimeError):  # not the main thread: the caller stops us
                 pass
         stack.callback(lambda: [loop.remove_signal_handler(s) for s in handled])
-        freeze_startup_objects()
         if started is not None:
             started(parts)
         log.info("backbone started", services=[name for name, _ in parts.components])
