@@ -77,10 +77,13 @@ async def migrate_to_head(engine: AsyncEngine, script_location: str, version_tab
         if not is_current(connection):
             command.upgrade(config(connection), "head")
 
-    in_process = _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-    async with in_process, engine.begin() as connection:
-        await _lock_for_migration(connection, version_table)
-        await connection.run_sync(upgrade)
+    async with _MIGRATION_LOCKS.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
+        async with engine.connect() as connection:  # the usual start: current already, no lock needed
+            if await connection.run_sync(is_current):
+                return
+        async with engine.begin() as connection:
+            await _lock_for_migration(connection, version_table)
+            await connection.run_sync(upgrade)
 
 
 async def _lock_for_migration(connection: AsyncConnection, version_table: str) -> None:

@@ -7,6 +7,7 @@ included) carries it the same way and logs and traces can pick it up without dec
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import dataclass, replace
@@ -40,10 +41,14 @@ def new_traceparent() -> str:
     return f"00-{_random_id(128)}-{_random_id(64)}-{_SAMPLED}"
 
 
+_IDS = random.Random()  # its own: a test or library that seeds the global generator must not repeat our ids
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
 def _random_id(bits: int) -> str:
     # Trace and span ids need to be unique, not secret: the fast generator, as OpenTelemetry's SDK uses (the
     # system's, for every record of every service, costs a system call each). Never all zeros, which is invalid.
-    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+    return f"{_IDS.getrandbits(bits) or 1:0{bits // 4}x}"
 
 
 def child_traceparent(parent: str | None) -> str:

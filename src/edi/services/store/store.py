@@ -157,6 +157,7 @@ class BackboneStore:
         dialect = engine.dialect.name
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._writes: asyncio.Queue[_Write[Any]] | None = None
+        self._closed = False
         self._writer: asyncio.Task[None] | None = None
         self._fetches_noted: dict[str, float] = {}  # HER-id -> when (monotonic) its last fetch was written
 
@@ -172,6 +173,7 @@ class BackboneStore:
         return store
 
     async def close(self) -> None:
+        self._closed = True  # a write asked for after this fails, rather than start a writer on a disposed engine
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,6 +190,8 @@ class BackboneStore:
         set-at-a-time (one INSERT of many rows, not many INSERTs) in one transaction costs a few statements and
         one commit per batch, and on SQLite spares concurrent transactions the database lock's sleep-and-retry.
         A batch that fails is retried one write at a time, so a failing write fails alone."""
+        if self._closed:
+            raise StoreClosedError("the store is closed")
         if self._writer is None or self._writes is None:
             self._writes = asyncio.Queue()
             self._writer = asyncio.create_task(self._write_loop(self._writes), name="edi-store-writer")
