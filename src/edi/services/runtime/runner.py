@@ -322,16 +322,13 @@ class _Runner:
     async def _produce_each(self, outgoing: list[_Outgoing]) -> list[Ack | BaseException]:
         """Each record's acknowledgement or error. Most records have one output: that is produced directly,
         without the tasks and futures of a gather."""
-        if len(outgoing) == 1:
-            o = outgoing[0]
+        producing = [self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing]
+        if len(producing) == 1:
             try:
-                return [await self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers)]
+                return [await producing[0]]
             except Exception as exc:
                 return [exc]
-        return await asyncio.gather(
-            *(self._bus.produce(o.topic, o.value, key=o.key, headers=o.headers) for o in outgoing),
-            return_exceptions=True,
-        )
+        return await asyncio.gather(*producing, return_exceptions=True)
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int) -> bool:
         reason = reason[:_MAX_REASON_CHARS]
