@@ -9,7 +9,12 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from edi.observability.logging import CORRELATION_KEYS, configure_logging
+from edi.observability.logging import (
+    CORRELATION_KEYS,
+    bind_record_context,
+    configure_logging,
+    reset_record_context,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -55,3 +60,17 @@ def test_console_format_for_development(capsys: pytest.CaptureFixture[str]) -> N
     structlog.get_logger("t").debug("hello", her_id="90998")
     err = capsys.readouterr().err
     assert "hello" in err and "her_id=90998" in err and not err.lstrip().startswith("{")
+
+
+def test_a_handled_records_keys_reach_its_lines_and_the_calls_own_keys_win(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(format="json", service="edi")
+    token = bind_record_context({"service": "router", "topic": "edi.accepted", "offset": 7, "msg_id": "from-record"})
+    try:
+        structlog.get_logger("t").info("routed", msg_id="from-call")
+    finally:
+        reset_record_context(token)
+    structlog.get_logger("t").info("idle")
+    handling, idle = lines(capsys.readouterr().err)
+    assert (handling["service"], handling["topic"], handling["offset"], handling["msg_id"]) == (
+        "router", "edi.accepted", 7, "from-call")
+    assert (idle["service"], idle["topic"], idle["offset"]) == ("edi", None, None)

@@ -80,9 +80,10 @@ class Correlation:
 
     @classmethod
     def from_headers(cls, headers: Headers) -> Correlation:
+        present = dict(headers)  # one pass; of repeated headers the last one wins, as in `header`
         values = {}
         for name, header_name in _HEADER_NAMES.items():
-            raw = header(headers, header_name)
+            raw = present.get(header_name)
             if raw is not None:
                 values[name] = raw.decode("utf-8", errors="replace")
         return cls(**values)

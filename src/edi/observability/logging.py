@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
+from contextvars import ContextVar, Token
 from typing import Any, Literal
 
 import structlog
@@ -25,6 +26,27 @@ _NATIONAL_ID = re.compile(r"(?<!\d)\d{6}\s?\d{5}(?!\d)")
 MASK = "***********"
 
 Format = Literal["json", "console"]
+
+
+# The keys of the record a service is handling (topic, partition, offset, correlation ids): one context variable
+# set once per record, merged into a line only when one is logged. Binding each key with structlog's contextvars
+# costs more per record than the rest of the runtime's bookkeeping, and almost no record logs anything.
+_record_context: ContextVar[Mapping[str, Any] | None] = ContextVar("edi_record_context", default=None)
+
+
+def bind_record_context(context: Mapping[str, Any]) -> Token[Mapping[str, Any] | None]:
+    """Set the keys of the record being handled, for the current task; undo with `reset_record_context`."""
+    return _record_context.set(context)
+
+
+def reset_record_context(token: Token[Mapping[str, Any] | None]) -> None:
+    _record_context.reset(token)
+
+
+def merge_record_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in (_record_context.get() or {}).items():
+        event.setdefault(key, value)  # a key given to the log call itself wins, as with bound contextvars
+    return event
 
 
 def fixed_keys(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -49,6 +71,7 @@ def configure_logging(*, format: Format = "console", level: str = "INFO", servic
         structlog.processors.JSONRenderer() if format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.typing.Processor] = [
+        merge_record_context,  # before: a record's keys win over the process's bound ones, as they did when bound
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -56,7 +79,7 @@ def configure_logging(*, format: Format = "console", level: str = "INFO", servic
         scrub,
     ]
     if format == "json":
-        shared.insert(1, fixed_keys)
+        shared.insert(2, fixed_keys)  # after both merges: it fills in only the keys neither gave
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

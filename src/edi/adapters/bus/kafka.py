@@ -128,6 +128,9 @@ class KafkaBus:
         """The producer, replaced first if its sender has died (see the module docstring)."""
         if not self._started:
             raise BusError("Kafka bus is not started")
+        producer = self._producer
+        if producer is not None and not self._producer_failed and not _sender_died(producer):
+            return producer  # the common case, without taking the lock for every record
         async with self._producer_lock:
             if self._producer is not None and (self._producer_failed or _sender_died(self._producer)):
                 log.warning("Kafka producer failed for good, replacing it")

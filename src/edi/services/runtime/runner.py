@@ -33,6 +33,7 @@ from edi.events.codec import AvroCodec, DecodeError, default_codec
 from edi.events.headers import Correlation
 from edi.events.models import DeadLetter, Event
 from edi.observability import metrics, tracing
+from edi.observability.logging import bind_record_context, reset_record_context
 from edi.schemas.topics import ALL_TOPICS, REJECTED, dead_letter_spec, dead_letter_topic
 from edi.services.runtime.outcomes import Outcome, Poison, Reject, Retryable
 from edi.services.runtime.retry import BROKER_BACKOFF
@@ -99,6 +100,8 @@ class _Runner:
         self._idle.set()
         self._stopping = asyncio.Event()
         self._consumer: Consumer | None = None
+        # Labelled once: looking a metric's child up by its labels for every record costs more than observing.
+        self._handler_seconds = {topic: metrics.HANDLER_SECONDS.labels(service.name, topic) for topic in service.routes}
 
     async def run(self, stop: asyncio.Event) -> None:
         self._consumer = await self._bus.subscribe(
@@ -210,19 +213,19 @@ class _Runner:
         """Handle the record (holding a place in the window), then see its outputs or dead letter acknowledged:
         True once they are, False if abandoned. Both under the record's log context and trace span."""
         correlation = Correlation.from_headers(record.headers)
-        context = {
-            "service": self._service.name,
-            "topic": record.topic,
-            "partition": record.partition,
-            "offset": record.offset,
-        }
-        with (structlog.contextvars.bound_contextvars(**context, **correlation.log_context()),
-              tracing.handling(self._service.name, record, correlation) as correlation):
-            try:
-                publication = await self._handle(record, correlation)
-            finally:
-                window.release()
-            return publication is not None and await publication
+        context = bind_record_context({
+            "service": self._service.name, "topic": record.topic, "partition": record.partition,
+            "offset": record.offset, **correlation.log_context(),
+        })
+        try:
+            with tracing.handling(self._service.name, record, correlation) as correlation:
+                try:
+                    publication = await self._handle(record, correlation)
+                finally:
+                    window.release()
+                return publication is not None and await publication
+        finally:
+            reset_record_context(context)
 
     def _advance(self, steps: deque[tuple[Record, asyncio.Task[bool]]]) -> None:
         while steps and steps[0][1].done():
@@ -278,7 +281,7 @@ class _Runner:
             log.warning("handler raised", exc_info=True)
             return Retryable(f"{type(exc).__name__}: {exc}")
         finally:
-            metrics.HANDLER_SECONDS.labels(self._service.name, route.topic).observe(time.perf_counter() - started)
+            self._handler_seconds[route.topic].observe(time.perf_counter() - started)
 
     async def _publish(
         self, route: Route[Any], record: Record, correlation: Correlation, outputs: Sequence[Output], attempt: int
