@@ -119,7 +119,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
 
 
-async def measure(base_url: str, token: str) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(base_url: str, token: str, server_pids: list[int]) -> dict[str, Any]:
     text = SAMPLE.read_text(encoding="utf-8")
     needed = int((RATE + 4000) * SECONDS) + 4000
     bodies = [body(text) for _ in range(needed)]
@@ -130,9 +136,13 @@ async def measure(base_url: str, token: str) -> dict[str, Any]:
     ) as http:
         reserve = int(RATE * SECONDS) + CONCURRENCY
         await saturate(http, bodies, 2.0, reserve)  # warm-up: connections, schema compilation, the store
+        servers_before, generator_before = sum(map(cpu_seconds, server_pids)), time.process_time()
         count, elapsed, at_capacity = await saturate(http, bodies, SECONDS, reserve)
+        servers_ms = (sum(map(cpu_seconds, server_pids)) - servers_before) / count * 1000
+        generator_ms = (time.process_time() - generator_before) / count * 1000
         print(f"POST /Messages, 8 KB documents, {CONCURRENCY} in flight: {count / elapsed:,.0f} requests/s "
-              f"(p50 {percentile(at_capacity, 0.5):.1f} ms, p99 {percentile(at_capacity, 0.99):.1f} ms)")
+              f"(p50 {percentile(at_capacity, 0.5):.1f} ms, p99 {percentile(at_capacity, 0.99):.1f} ms); CPU per "
+              f"request: server processes {servers_ms:.2f} ms, this load generator {generator_ms:.2f} ms")
         at_300 = await fixed_rate(http, bodies, RATE, SECONDS)
         print(f"POST /Messages at a fixed {RATE:.0f}/s: p50 {percentile(at_300, 0.5):.1f} ms, "
               f"p99 {percentile(at_300, 0.99):.1f} ms, max {max(at_300) * 1000:.1f} ms "
@@ -238,7 +248,7 @@ def main() -> None:
         ]
         try:
             wait_until_up(port, servers)
-            figures = asyncio.run(measure(f"http://127.0.0.1:{port}", token))
+            figures = asyncio.run(measure(f"http://127.0.0.1:{port}", token, [server.pid for server in servers]))
         finally:
             for server in servers:
                 server.terminate()

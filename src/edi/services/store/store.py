@@ -71,6 +71,13 @@ class _Write(Generic[T]):
     done: asyncio.Future[T]
 
 
+async def _released(connection: AsyncConnection | None) -> None:
+    """Give the writer's connection back to the pool, which checks it before lending it again."""
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            await connection.close()
+
+
 def _settle(write: _Write[Any], outcome: Any) -> None:
     if write.done.done():  # the caller gave up waiting (cancelled); the write stands, it is idempotent
         return
@@ -204,30 +211,39 @@ class BackboneStore:
         return result
 
     async def _write_loop(self, writes: asyncio.Queue[_Write[Any]]) -> None:
-        while True:
-            batch = [await writes.get()]
-            while not writes.empty() and len(batch) < _MAX_BATCH:
-                batch.append(writes.get_nowait())
-            try:
-                async with self.engine.begin() as connection:
-                    results = await self._run_batch(connection, batch)
-            except asyncio.CancelledError:  # closing: the batch's transaction is rolled back
-                for write in batch:
-                    _settle(write, StoreClosedError("the store was closed while this write was being made"))
-                raise
-            except Exception as exc:
-                if len(batch) == 1:
-                    _settle(batch[0], exc)
+        # The writer keeps its connection from batch to batch: a checkout per batch costs the pool's liveness
+        # ping, a round trip per transaction. After any failure it starts again on a fresh one from the pool.
+        connection: AsyncConnection | None = None
+        try:
+            while True:
+                batch = [await writes.get()]
+                while not writes.empty() and len(batch) < _MAX_BATCH:
+                    batch.append(writes.get_nowait())
+                try:
+                    connection = connection or await self.engine.connect()
+                    async with connection.begin():
+                        results = await self._run_batch(connection, batch)
+                except asyncio.CancelledError:  # closing: the batch's transaction is rolled back
+                    for write in batch:
+                        _settle(write, StoreClosedError("the store was closed while this write was being made"))
+                    raise
+                except Exception as exc:
+                    await _released(connection)
+                    connection = None
+                    if len(batch) == 1:
+                        _settle(batch[0], exc)
+                        continue
+                    for write in batch:
+                        try:
+                            async with self.engine.begin() as single_connection:
+                                _settle(write, (await self._run_batch(single_connection, [write]))[0])
+                        except Exception as single:
+                            _settle(write, single)
                     continue
-                for write in batch:
-                    try:
-                        async with self.engine.begin() as connection:
-                            _settle(write, (await self._run_batch(connection, [write]))[0])
-                    except Exception as single:
-                        _settle(write, single)
-                continue
-            for write, result in zip(batch, results, strict=True):
-                _settle(write, result)
+                for write, result in zip(batch, results, strict=True):
+                    _settle(write, result)
+        finally:
+            await _released(connection)
 
     async def _run_batch(self, connection: AsyncConnection, batch: list[_Write[Any]]) -> list[Any]:
         """Every write of the batch, kind by kind (each kind's writes in the order they came); their results in
