@@ -86,7 +86,7 @@ class KafkaBus:
         replication_factor: int | None = None,
         request_timeout_s: float = 30.0,
         session_timeout_s: float = 10.0,
-        linger_ms: int = 0,
+        linger_ms: int = 5,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self._linger_ms = linger_ms
