@@ -34,6 +34,7 @@ REDRIVEN_FROM = "edi-redriven-from"
 
 _TRACEPARENT = re.compile(r"00-(?P<trace>[0-9a-f]{32})-(?P<span>[0-9a-f]{16})-(?P<flags>[0-9a-f]{2})")
 _SAMPLED = "01"
+_INVALID_TRACE_ID, _INVALID_SPAN_ID = "0" * 32, "0" * 16  # all zeros: invalid, by the W3C recommendation
 
 
 def new_traceparent() -> str:
@@ -54,9 +55,12 @@ def _random_id(bits: int) -> str:
 def child_traceparent(parent: str | None) -> str:
     """A new span in the parent's trace, or a new trace when there is no valid parent."""
     match = _TRACEPARENT.fullmatch(parent or "")
-    if match is None or set(match["trace"]) == {"0"} or set(match["span"]) == {"0"}:
+    if match is None:
         return new_traceparent()
-    return f"00-{match['trace']}-{_random_id(64)}-{match['flags']}"
+    trace, span, flags = match.groups()
+    if trace == _INVALID_TRACE_ID or span == _INVALID_SPAN_ID:
+        return new_traceparent()
+    return f"00-{trace}-{_random_id(64)}-{flags}"
 
 
 def header(headers: Headers, name: str) -> bytes | None:

@@ -128,9 +128,6 @@ class KafkaBus:
         """The producer, replaced first if its sender has died (see the module docstring)."""
         if not self._started:
             raise BusError("Kafka bus is not started")
-        producer = self._producer
-        if producer is not None and not self._producer_failed and not _sender_died(producer):
-            return producer  # the common case, without taking the lock for every record
         async with self._producer_lock:
             if self._producer is not None and (self._producer_failed or _sender_died(self._producer)):
                 log.warning("Kafka producer failed for good, replacing it")
@@ -189,7 +186,9 @@ class KafkaBus:
             await admin.close()
 
     async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
-        producer = await self._live_producer()
+        producer = self._producer  # checked here, without the lock and a coroutine, in the common case
+        if producer is None or not self._started or self._producer_failed or _sender_died(producer):
+            producer = await self._live_producer()
         try:
             metadata = await producer.send_and_wait(topic, value, key=key, headers=list(headers))
         except KafkaError as exc:
