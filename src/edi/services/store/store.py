@@ -46,6 +46,20 @@ T = TypeVar("T")
 _MAX_BATCH = 200
 _CLAIM, _PUBLISHED, _DELIVER, _STATUS, _OPERATION = "claim", "published", "deliver", "status", "operation"
 _STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_at")
+
+# The writer's queries, built once with an expanding parameter for their key lists: building one per batch
+# coerced every key into a bound parameter and computed the statement's cache key again, costing the writer as
+# much CPU as the statements' round trips.
+_CLAIMED = sa.select(
+    t.messages.c.sender_her_id, t.messages.c.msg_id, t.messages.c.message_id, t.messages.c.sha256,
+    t.messages.c.published,
+).where(sa.tuple_(t.messages.c.sender_her_id, t.messages.c.msg_id).in_(sa.bindparam("keys", expanding=True)))
+_MARK_PUBLISHED = sa.update(t.messages).where(
+    t.messages.c.message_id.in_(sa.bindparam("message_ids", expanding=True))).values(published=True)
+_STATUS_ROWS = sa.select(t.receiver_status).where(sa.tuple_(
+    t.receiver_status.c.message_id, t.receiver_status.c.receiver_her_id).in_(sa.bindparam("keys", expanding=True)))
+_SENDERS = sa.select(t.messages.c.message_id, t.messages.c.sender_her_id).where(
+    t.messages.c.message_id.in_(sa.bindparam("message_ids", expanding=True)))
 # A receiver's fetch is noted at most this often per HER-id and store, so that polling costs no write per poll.
 FETCH_RESOLUTION_S = 5.0
 
@@ -275,7 +289,6 @@ class BackboneStore:
         return claim
 
     async def _claims(self, connection: AsyncConnection, records: list[AcceptedRecord]) -> list[Claim]:
-        m = t.messages.c
         first = {(r.sender_her_id, r.msg_id): r for r in reversed(records)}  # the first record of each key
         await connection.execute(self._insert(t.messages).on_conflict_do_nothing(), [
             {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id, "sha256": r.sha256,
@@ -283,8 +296,7 @@ class BackboneStore:
              "published": False}
             for r in first.values()
         ])
-        rows = await connection.execute(sa.select(m.sender_her_id, m.msg_id, m.message_id, m.sha256, m.published)
-                                        .where(sa.tuple_(m.sender_her_id, m.msg_id).in_(list(first))))
+        rows = await connection.execute(_CLAIMED, {"keys": list(first)})
         held = {(row.sender_her_id, row.msg_id): row for row in rows}
         claims = []
         for record in records:
@@ -300,8 +312,7 @@ class BackboneStore:
         await self._write(_PUBLISHED, message_id)
 
     async def _published(self, connection: AsyncConnection, message_ids: list[UUID]) -> list[None]:
-        await connection.execute(
-            sa.update(t.messages).where(t.messages.c.message_id.in_(message_ids)).values(published=True))
+        await connection.execute(_MARK_PUBLISHED, {"message_ids": message_ids})
         return [None] * len(message_ids)
 
     async def sender_of(self, message_id: UUID) -> str | None:
@@ -443,14 +454,13 @@ class BackboneStore:
         await self._write(_STATUS, change)
 
     async def _status_changes(self, connection: AsyncConnection, changes: list[StatusChange]) -> list[None]:
-        s, m = t.receiver_status.c, t.messages.c
+        s = t.receiver_status.c
         keys = list(dict.fromkeys((c.message_id, c.receiver_her_id) for c in changes))
-        rows = await connection.execute(sa.select(t.receiver_status).where(
-            sa.tuple_(s.message_id, s.receiver_her_id).in_(keys)))
+        rows = await connection.execute(_STATUS_ROWS, {"keys": keys})
         current: dict[tuple[UUID, str], StatusRow] = {
             (row.message_id, row.receiver_her_id): _status_row(row) for row in rows}
         senders: dict[UUID, str] = {row.message_id: row.sender_her_id for row in await connection.execute(
-            sa.select(m.message_id, m.sender_her_id).where(m.message_id.in_({c.message_id for c in changes})))}
+            _SENDERS, {"message_ids": list({c.message_id for c in changes})})}
         changed: dict[tuple[UUID, str], tuple[StatusRow, datetime]] = {}
         announced = []
         for change in changes:
