@@ -290,22 +290,28 @@ class BackboneStore:
 
     async def _claims(self, connection: AsyncConnection, records: list[AcceptedRecord]) -> list[Claim]:
         first = {(r.sender_her_id, r.msg_id): r for r in reversed(records)}  # the first record of each key
-        await connection.execute(self._insert(t.messages).on_conflict_do_nothing(), [
-            {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id, "sha256": r.sha256,
-             "message_type": r.message_type, "is_apprec": r.is_apprec, "accepted_at": r.accepted_at,
-             "published": False}
-            for r in first.values()
-        ])
-        rows = await connection.execute(_CLAIMED, {"keys": list(first)})
-        held = {(row.sender_her_id, row.msg_id): row for row in rows}
+        inserted = await connection.execute(
+            self._insert(t.messages).on_conflict_do_nothing().returning(t.messages.c.message_id), [
+                {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id,
+                 "sha256": r.sha256, "message_type": r.message_type, "is_apprec": r.is_apprec,
+                 "accepted_at": r.accepted_at, "published": False}
+                for r in first.values()
+            ])
+        new = {row.message_id for row in inserted}
+        # What each key holds now: the rows just written are known; only keys claimed before are read back.
+        held: dict[tuple[str, str], tuple[UUID, str, bool]] = {
+            key: (r.message_id, r.sha256, False) for key, r in first.items() if r.message_id in new}
+        if earlier := [key for key in first if key not in held]:
+            for row in await connection.execute(_CLAIMED, {"keys": earlier}):
+                held[(row.sender_her_id, row.msg_id)] = (row.message_id, row.sha256, row.published)
         claims = []
         for record in records:
-            row = held[(record.sender_her_id, record.msg_id)]
-            if row.message_id == record.message_id:
-                claims.append(Claim(ClaimOutcome.NEW, record.message_id, published=row.published))
+            message_id, sha256, published = held[(record.sender_her_id, record.msg_id)]
+            if message_id == record.message_id:
+                claims.append(Claim(ClaimOutcome.NEW, record.message_id, published=published))
             else:
-                outcome = ClaimOutcome.SAME if row.sha256 == record.sha256 else ClaimOutcome.CONFLICT
-                claims.append(Claim(outcome, row.message_id, row.published))
+                outcome = ClaimOutcome.SAME if sha256 == record.sha256 else ClaimOutcome.CONFLICT
+                claims.append(Claim(outcome, message_id, published))
         return claims
 
     async def mark_published(self, message_id: UUID) -> None:
