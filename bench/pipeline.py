@@ -42,8 +42,9 @@ from tests.services.documents import DIALOG_SPEC, SENDER, dialog  # noqa: E402
 from tests.shared_samples import STANDARDS  # noqa: E402
 
 from edi.adapters.bus import Bus, BusUnavailableError  # noqa: E402
+from edi.events.headers import MSG_ID, header  # noqa: E402
 from edi.observability.logging import configure_logging  # noqa: E402
-from edi.schemas.topics import ALL_TOPICS, INBOUND  # noqa: E402
+from edi.schemas.topics import ACCEPTED, ALL_TOPICS, DELIVERIES, INBOUND  # noqa: E402
 from edi.services.store import BackboneSettings, BackboneStore  # noqa: E402
 from edi.services.store import tables as t  # noqa: E402
 from edi.settings import ValidationSettings  # noqa: E402
@@ -178,11 +179,43 @@ async def produce_paced(bus: Bus, payloads: list[bytes], rate: float) -> None:
     await asyncio.gather(*tasks)
 
 
-async def latencies_ms(store: BackboneStore, msg_ids: set[str]) -> list[float]:
+async def arrivals(store: BackboneStore, msg_ids: set[str]) -> dict[str, tuple[float, float]]:
+    """Per MsgId: when its inbound record was written and when it reached the mailbox (epoch seconds)."""
     m = t.mailbox.c
     async with store.engine.connect() as connection:
         rows = await connection.execute(sa.select(m.msg_id, m.received_at, m.delivered_at))
-        return [(row.delivered_at - row.received_at).total_seconds() * 1000 for row in rows if row.msg_id in msg_ids]
+        return {row.msg_id: (row.received_at.timestamp(), row.delivered_at.timestamp())
+                for row in rows if row.msg_id in msg_ids}
+
+
+async def produced_at(bus: Bus, topic: str, msg_ids: set[str]) -> dict[str, float]:
+    """Per MsgId: the timestamp of its record on `topic` (the producing service's clock, this machine)."""
+    consumer = await bus.subscribe(f"bench-hops-{uuid.uuid4().hex[:8]}", [topic])
+    found: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while len(found) < len(msg_ids) and time.monotonic() < deadline:
+            for record in await consumer.poll(max_records=1000, timeout_s=1.0):
+                msg_id = header(record.headers, MSG_ID)
+                if msg_id is not None and msg_id.decode() in msg_ids:
+                    found.setdefault(msg_id.decode(), record.timestamp_ms / 1000)
+    finally:
+        await consumer.close()
+    return found
+
+
+def hop_latencies(ends: dict[str, tuple[float, float]], accepted: dict[str, float],
+                  deliveries: dict[str, float]) -> str:
+    """p50/p99 of each hop: inbound -> edi.accepted (validator), -> edi.deliveries (router), -> mailbox row."""
+    hops: dict[str, list[float]] = {"validator": [], "router": [], "mailbox": []}
+    for msg_id, (written, delivered) in ends.items():
+        if msg_id in accepted and msg_id in deliveries:
+            hops["validator"].append(accepted[msg_id] - written)
+            hops["router"].append(deliveries[msg_id] - accepted[msg_id])
+            hops["mailbox"].append(delivered - deliveries[msg_id])
+    return ", ".join(
+        f"{name} p50 {statistics.median(times) * 1000:.0f} ms p99 {sorted(times)[int(len(times) * 0.99)] * 1000:.0f} ms"
+        for name, times in hops.items() if times)
 
 
 async def measure(bus_kind: str, others: Others) -> dict[str, float]:
@@ -223,11 +256,15 @@ async def measure(bus_kind: str, others: Others) -> dict[str, float]:
         paced = documents(int(LATENCY_RATE * LATENCY_SECONDS), "latency")
         await produce_paced(bus, paced, LATENCY_RATE)
         await wait_for(store, len(warm) + MESSAGES + len(paced), 300)
-        times = sorted(await latencies_ms(store, {f"latency-{n}" for n in range(len(paced))}))
+        msg_ids = {f"latency-{n}" for n in range(len(paced))}
+        ends = await arrivals(store, msg_ids)
+        times = sorted((delivered - written) * 1000 for written, delivered in ends.values())
         p50 = statistics.median(times)
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
         print(f"{bus_kind:8s} latency at {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s: p50 {p50:.0f} ms, "
               f"p99 {p99:.0f} ms, max {times[-1]:.0f} ms ({len(times)} messages)")
+        print(f"{bus_kind:8s} by hop: " + hop_latencies(
+            ends, await produced_at(bus, ACCEPTED, msg_ids), await produced_at(bus, DELIVERIES, msg_ids)))
         return {"msgs_per_s": throughput, "p50_ms": p50, "p99_ms": p99}
     finally:
         for process in processes:
