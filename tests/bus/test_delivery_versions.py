@@ -1,5 +1,6 @@
-"""Delivery version 2 (the attachments the document refers to in the object service) next to version 1: services
-of either version read each other's records while a deployment rolls over."""
+"""Delivery version 2 (the attachments the document refers to in the object service) next to version 1, and
+version 3 (the routing facts, so the mailbox need not parse the document) next to version 2: services of either
+version read each other's records while a deployment rolls over."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from edi.events import BlobRef, Delivery, Event, default_codec
+from edi.events import AppRecAnswer, BlobRef, Delivery, Event, RoutingFacts, default_codec
 
 NOW = datetime(2026, 3, 1, 12, 30, 15, 123000, tzinfo=UTC)
 SCAN = BlobRef(uri="https://edi.test/objects/" + "ab" * 16, size=52_428_800, sha256="cd" * 32)
@@ -27,6 +28,14 @@ class DeliveryV1(Event):
     business_namespace: str
     document: bytes | BlobRef
     received_at: datetime
+
+
+class DeliveryV2(DeliveryV1):
+    """Delivery as version 2 wrote and read it: attachments, no facts."""
+
+    schema_version: ClassVar[int] = 2
+
+    attachments: list[BlobRef]
 
 
 FIELDS = {
@@ -49,4 +58,26 @@ def test_a_version_1_record_reads_as_a_delivery_without_attachments() -> None:
 
 def test_a_delivery_with_attachments_round_trips() -> None:
     delivery = Delivery(**FIELDS, attachments=[SCAN])
+    assert default_codec().decode(default_codec().encode(delivery), Delivery) == delivery
+
+
+FACTS = RoutingFacts(
+    message_function="REFERRAL", service_description=None, is_apprec=False, gen_date=NOW,
+    apprec_answer=None, has_attachments=True,
+)
+
+
+def test_a_version_2_reader_reads_a_delivery_with_facts_without_them() -> None:
+    data = default_codec().encode(Delivery(**FIELDS, attachments=[SCAN], facts=FACTS))
+    assert default_codec().decode(data, DeliveryV2) == DeliveryV2(**FIELDS, attachments=[SCAN])
+
+
+def test_a_version_2_record_reads_as_a_delivery_without_facts() -> None:
+    data = default_codec().encode(DeliveryV2(**FIELDS, attachments=[SCAN]))
+    assert default_codec().decode(data, Delivery) == Delivery(**FIELDS, attachments=[SCAN], facts=None)
+
+
+def test_a_delivery_with_the_facts_of_an_apprec_round_trips() -> None:
+    answer = AppRecAnswer(status="1", original_msg_id="b2c9f2a0-1")
+    delivery = Delivery(**FIELDS, facts=FACTS.model_copy(update={"is_apprec": True, "apprec_answer": answer}))
     assert default_codec().decode(default_codec().encode(delivery), Delivery) == delivery

@@ -4,6 +4,7 @@ from edi.events.codec import AvroCodec, DecodeError, LocalSchemaRegistry, Schema
 from edi.events.headers import Correlation
 from edi.events.models import (
     AcceptedMessage,
+    AppRecAnswer,
     AppRecErrorDetail,
     BlobRef,
     DeadLetter,
@@ -13,6 +14,7 @@ from edi.events.models import (
     Event,
     RegistryChange,
     Rejection,
+    RoutingFacts,
     Source,
     StatusChange,
     TransportState,
@@ -20,6 +22,7 @@ from edi.events.models import (
 
 __all__ = [
     "AcceptedMessage",
+    "AppRecAnswer",
     "AppRecErrorDetail",
     "AvroCodec",
     "BlobRef",
@@ -33,6 +36,7 @@ __all__ = [
     "LocalSchemaRegistry",
     "RegistryChange",
     "Rejection",
+    "RoutingFacts",
     "SchemaRegistry",
     "Source",
     "StatusChange",

@@ -54,9 +54,34 @@ class Source(StrEnum):
     KAFKA = "kafka"
 
 
+class AppRecErrorDetail(_AvroModel):
+    code: str  # code list 8221
+    description: str
+
+
+class AppRecAnswer(_AvroModel):
+    """What an AppRec answers: its status, the MsgId of the message it answers, and its errors."""
+
+    status: str  # code list 8220
+    original_msg_id: str
+    errors: list[AppRecErrorDetail] = []
+
+
+class RoutingFacts(_AvroModel):
+    """What the router and the mailbox need of a document besides the event's own fields, read by the writer
+    that parsed it already (see `edi.services.mailbox.reading.routing_facts`), so they need not parse it again."""
+
+    message_function: str | None = None  # MsgInfo/Type code (8279)
+    service_description: str | None = None  # MsgDescr code (8202)
+    is_apprec: bool
+    gen_date: AwareDatetime | None = None
+    apprec_answer: AppRecAnswer | None = None  # set when the document is an AppRec naming its status and original
+    has_attachments: bool  # a RefDoc with an inline attachment or a FileReference: the router reads the document
+
+
 class AcceptedMessage(Event):
     schema_name: ClassVar[str] = "edi.events.AcceptedMessage"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     message_id: UUID
     sender_her_id: str
@@ -67,6 +92,7 @@ class AcceptedMessage(Event):
     document: Document
     received_at: AwareDatetime
     source: Source
+    facts: RoutingFacts | None = None  # since version 2; None: a reader parses the document
 
     def partition_key(self) -> bytes:
         return str(self.message_id).encode()
@@ -74,7 +100,7 @@ class AcceptedMessage(Event):
 
 class Delivery(Event):
     schema_name: ClassVar[str] = "edi.events.Delivery"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
 
     message_id: UUID
     receiver_her_id: str
@@ -86,6 +112,7 @@ class Delivery(Event):
     received_at: AwareDatetime
     # The attachments the document refers to in the object service (RefDoc/FileReference), since version 2.
     attachments: list[BlobRef] = []
+    facts: RoutingFacts | None = None  # since version 3: the accepted message's; None: the mailbox parses
 
     def partition_key(self) -> bytes:
         # Per receiver: a receiver's messages stay in order, and one mailbox partition serves it.
@@ -125,11 +152,6 @@ class TransportState(StrEnum):
     ACKNOWLEDGED = "Acknowledged"
     REJECTED = "Rejected"
     ABANDONED = "Abandoned"
-
-
-class AppRecErrorDetail(_AvroModel):
-    code: str  # code list 8221
-    description: str
 
 
 class StatusChange(Event):

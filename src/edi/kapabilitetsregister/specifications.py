@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -59,6 +60,25 @@ class _Document(BaseModel):
 
 
 _RuleKey = tuple[str, str | None, str | None]  # namespace, message function, MsgDescr
+
+
+@dataclass(frozen=True, slots=True)
+class MessageKind:
+    """What recognition reads of a message: its business namespace, message function (code system 8279) and
+    MsgDescr (8202). The router has it from an event's facts when it does not parse the document."""
+
+    business_namespace: str
+    message_function: str | None = None
+    service_description: str | None = None
+
+    @classmethod
+    def of(cls, header: RoutingHeader) -> MessageKind:
+        return cls(header.business_namespace, header.message_type.code if header.message_type else None,
+                   header.service_description.code if header.service_description else None)
+
+
+def _kind(message: RoutingHeader | MessageKind) -> MessageKind:
+    return message if isinstance(message, MessageKind) else MessageKind.of(message)
 
 
 class Catalogue:
@@ -122,11 +142,10 @@ class Catalogue:
     def other_versions(self, spec: Specification) -> list[Specification]:
         return [s for s in self._by_standard[spec.standard] if s.version != spec.version]
 
-    def recognise(self, header: RoutingHeader) -> Specification | None:
+    def recognise(self, message: RoutingHeader | MessageKind) -> Specification | None:
         """The specification a message is, from its business namespace, message function and MsgDescr."""
-        namespace = header.business_namespace
-        function = header.message_type.code if header.message_type else None
-        description = header.service_description.code if header.service_description else None
+        kind = _kind(message)
+        namespace, function, description = kind.business_namespace, kind.message_function, kind.service_description
         for key in ((namespace, function, description), (namespace, function, None), (namespace, None, None)):
             spec = self._rules.get(key)
             if spec is not None:
@@ -146,15 +165,15 @@ def read_routing_header(data: bytes, source: str) -> RoutingHeader:
     return read_header(headers[0])
 
 
-def describe_message(header: RoutingHeader) -> str:
+def describe_message(message: RoutingHeader | MessageKind) -> str:
     """What a message is, in the terms recognition uses, for a refusal a sender can act on."""
-    standard = standard_for(header.business_namespace)
-    what = f"{standard.name} {standard.version}" if standard else header.business_namespace
-    parts = [what]
-    if header.message_type and header.message_type.code:
-        parts.append(f"message function {header.message_type.code}")
-    if header.service_description and header.service_description.code:
-        parts.append(f"MsgDescr {header.service_description.code}")
+    kind = _kind(message)
+    standard = standard_for(kind.business_namespace)
+    parts = [f"{standard.name} {standard.version}" if standard else kind.business_namespace]
+    if kind.message_function:
+        parts.append(f"message function {kind.message_function}")
+    if kind.service_description:
+        parts.append(f"MsgDescr {kind.service_description}")
     return ", ".join(parts)
 
 

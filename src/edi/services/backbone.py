@@ -28,7 +28,7 @@ from edi.events.headers import Correlation, new_traceparent
 from edi.observability import metrics
 from edi.observability.tracing import current_traceparent
 from edi.schemas.topics import ACCEPTED, STATUS
-from edi.services.mailbox.reading import read_delivered
+from edi.services.mailbox.reading import ingress_facts, read_delivered
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
@@ -145,13 +145,14 @@ class Backbone:
         if claim.outcome is ClaimOutcome.SAME and claim.published:
             return Submitted(message_id=claim.message_id, duplicate=True)
         # New, or claimed before by a submission that did not get as far as the bus: publish it now.
+        facts = ingress_facts(admission.header, document)  # of what was validated, before any offload
         if self._attachments is not None:  # large attachments by reference: the record must fit the bus
             document = (await self._attachments.offload(document, admission.header)).document
         accepted = AcceptedMessage(
             message_id=claim.message_id, sender_her_id=sender, receiver_her_ids=receivers, msg_id=admission.msg_id,
             message_type=admission.message_type,
             business_namespace=admission.header.business_namespace, document=document, received_at=now,
-            source=Source.API,
+            source=Source.API, facts=facts,
         )
         correlation = Correlation(message_id=str(claim.message_id), msg_id=admission.msg_id, sender_her_id=sender,
                                   request_id=request_id, traceparent=current_traceparent() or new_traceparent())

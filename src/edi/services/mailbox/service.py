@@ -51,15 +51,19 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
         if isinstance(delivery.document, BlobRef):
             return Poison("documents by claim check (BlobRef) are not stored yet")
         document = delivery.document
-        read = read_delivered(document)
+        if delivery.facts is not None:  # read by ingress, passed on by the router: no parse here
+            gen_date, answer = delivery.facts.gen_date, delivery.facts.apprec_answer
+        else:  # a record of an older router or ingress
+            read = read_delivered(document)
+            gen_date, answer = read.gen_date, read.answer
         now = datetime.now(UTC)
         first = await store.deliver(StoredDelivery(
             message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
             sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
-            is_apprec=read.answer is not None or delivery.message_type == "APPREC", gen_date=read.gen_date,
+            is_apprec=answer is not None or delivery.message_type == "APPREC", gen_date=gen_date,
             received_at=delivery.received_at, delivered_at=now, document=document,
         ))
-        metrics.delivered("mailbox", first, read.answer.status if read.answer else None)
+        metrics.delivered("mailbox", first, answer.status if answer else None)
         tracing.remember_delivery(str(delivery.message_id), message.correlation)
         await to_own_topic(delivery, document, message)
         # Every time, not only the first: the status service keeps the first state it is told and ignores
@@ -67,15 +71,15 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
         outputs = [Output(STATUS, StatusChange(
             message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
             transport_state=TransportState.UNCONFIRMED, at=now))]
-        if read.answer is not None:
-            original = await store.find_message(delivery.receiver_her_id, read.answer.original_msg_id)
+        if answer is not None:
+            original = await store.find_message(delivery.receiver_her_id, answer.original_msg_id)
             # The backbone's own negative AppRecs say why it refused a receiver; they are not that receiver's
             # answer, so they leave its AppRec status alone.
             if original is not None and not await store.is_receipt(delivery.message_id):
                 outputs.append(Output(STATUS, StatusChange(
                     message_id=original, receiver_her_id=delivery.sender_her_id,
-                    transport_state=TransportState.UNCONFIRMED, apprec_status=read.answer.status,
-                    apprec_errors=list(read.answer.errors), at=now)))
+                    transport_state=TransportState.UNCONFIRMED, apprec_status=answer.status,
+                    apprec_errors=answer.errors, at=now)))
         return outputs
 
     return service

@@ -18,6 +18,7 @@ from edi.core.apprec import AppRecError, AppRecNotAllowed, AppRecStatus, build_a
 from edi.core.header import HER, Ident, LevelKind, Party, PartyLevel
 from edi.events import AcceptedMessage, Rejection, Source
 from edi.schemas.topics import ACCEPTED, REJECTED
+from edi.services.mailbox.reading import read_facts
 from edi.services.receipts.answer import NAMESPACES, apprec_version
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.runtime import Message, Output, Result, Service
@@ -77,10 +78,13 @@ def build(store: BackboneStore, feed: RegistryFeed, settings: ReceiptsSettings) 
             log.info("no receipt", reason=str(exc))
             return []
         await store.record_receipt(rejection.message_id, apprec_id, now)
+        # Read back from the AppRec just built (small, and receipts are rare): exactly what the router and the
+        # mailbox would read, without either parsing it.
+        read = read_facts(document)
         receipt = AcceptedMessage(
             message_id=apprec_id, sender_her_id=sender.her_id, receiver_her_ids=[rejection.sender_her_id],
             msg_id=str(apprec_id), message_type="APPREC", business_namespace=NAMESPACES[version],
-            document=document, received_at=now, source=Source.KAFKA,
+            document=document, received_at=now, source=Source.KAFKA, facts=read[1] if read else None,
         )
         correlation = message.correlation.child(
             message_id=str(apprec_id), msg_id=str(apprec_id), sender_her_id=sender.her_id,

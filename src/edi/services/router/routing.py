@@ -15,7 +15,7 @@ from edi.core.errors import Code
 from edi.core.header import RoutingHeader
 from edi.core.problems import Problem, problem
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
-from edi.kapabilitetsregister.specifications import describe_message
+from edi.kapabilitetsregister.specifications import MessageKind, describe_message
 from edi.kapabilitetsregister.view import Outcome, RegistryView, Verdict, unrecognised
 
 
@@ -31,8 +31,11 @@ class Routing:
     refused: tuple[Refused, ...]
 
 
-def route(view: RegistryView, header: RoutingHeader, receivers: Sequence[str], at: datetime) -> Routing:
-    spec = view.catalogue.recognise(header)
+def route(
+    view: RegistryView, message: RoutingHeader | MessageKind, receivers: Sequence[str], at: datetime,
+) -> Routing:
+    """`message`: what it is, from its routing header or from the facts an event carries (see `MessageKind`)."""
+    spec = view.catalogue.recognise(message)
     allowed: list[str] = []
     refused: list[Refused] = []
     for receiver in receivers:
@@ -41,7 +44,7 @@ def route(view: RegistryView, header: RoutingHeader, receivers: Sequence[str], a
         except InvalidHerIdError as exc:
             refused.append(Refused(receiver, _unknown(receiver, str(exc))))
             continue
-        verdict = unrecognised(her_id, describe_message(header)) if spec is None else view.check(
+        verdict = unrecognised(her_id, describe_message(message)) if spec is None else view.check(
             her_id, spec, Direction.CONSUME, at)
         if verdict.allowed:
             allowed.append(receiver)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from edi.core.header import RoutingHeader
 from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
 from edi.kapabilitetsregister.model import InvalidInputError
-from edi.kapabilitetsregister.specifications import read_routing_header
+from edi.kapabilitetsregister.specifications import MessageKind, read_routing_header
 from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
 from edi.services.objects.offload import Attachments, gets_inline
@@ -40,19 +41,30 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
         accepted = message.payload
         if isinstance(accepted.document, BlobRef):
             return Poison("documents by claim check (BlobRef) are not routed yet")
-        try:
-            header = read_routing_header(accepted.document, "the accepted document")
-        except InvalidInputError as exc:  # accepted means validated: this record was not written by ingress
-            return Poison(str(exc))
+        facts = accepted.facts
+        # The document is parsed only when the writer gave no facts (a record of an older ingress), or when it
+        # has attachments for the object service to handle.
+        header: RoutingHeader | None = None
+        if facts is None or (attachments is not None and facts.has_attachments):
+            try:
+                header = read_routing_header(accepted.document, "the accepted document")
+            except InvalidInputError as exc:  # accepted means validated: this record was not written by ingress
+                return Poison(str(exc))
         document = accepted.document
         objects: list[BlobRef] = []
-        if attachments is not None:
+        if attachments is not None and header is not None:
             offloaded = await attachments.offload(document, header)
             document = offloaded.document
             objects = offloaded.objects + await attachments.referenced(header)
+        if facts is not None:
+            kind = MessageKind(accepted.business_namespace, facts.message_function, facts.service_description)
+            apprec = facts.is_apprec
+        else:
+            assert header is not None  # parsed above
+            kind, apprec = MessageKind.of(header), is_apprec(header)
         view = await feed.wait_ready()
         now = datetime.now(UTC)
-        routing = route(view, header, accepted.receiver_her_ids, now)
+        routing = route(view, kind, accepted.receiver_her_ids, now)
         receivers, refused = list(routing.receivers), list(routing.refused)
         too_large = attachments.too_large_inline(document, objects) if attachments and objects else None
         if too_large is not None:
@@ -64,7 +76,7 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
                 message_id=accepted.message_id, receiver_her_id=receiver, sender_her_id=accepted.sender_her_id,
                 msg_id=accepted.msg_id, message_type=accepted.message_type,
                 business_namespace=accepted.business_namespace, document=document,
-                received_at=accepted.received_at, attachments=objects,
+                received_at=accepted.received_at, attachments=objects, facts=facts,
             ), correlation=message.correlation.child(receiver_her_id=receiver))
             for receiver in receivers
         ]
@@ -83,7 +95,7 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
                     for r in refused
                 ],
                 original_message_type=accepted.message_type,
-                original_is_apprec=is_apprec(header),
+                original_is_apprec=apprec,
                 document=document, rejected_at=now,
             )))
         return outputs

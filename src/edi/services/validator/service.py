@@ -25,6 +25,7 @@ from edi.core.validation import ValidationReport, Validator
 from edi.events import AcceptedMessage, ErrorDetail, Rejection, Source
 from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, INBOUND
+from edi.services.mailbox.reading import ingress_facts
 from edi.services.messaging import RefusalKind
 from edi.services.objects.offload import Attachments
 from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Output, Reject, Result, Service
@@ -91,13 +92,14 @@ def build(
             duplicate = duplicate_msgid(admission.sender_her_id, admission.msg_id)
             refusal = Refusal(RefusalKind.DUPLICATE_MSGID, (duplicate,))
             return Reject(refusal.apprec_code, refusal.message, error_details(refusal))
+        facts = ingress_facts(admission.header, document)  # of what was validated, before any offload
         if attachments is not None:  # after the claim: the message's id and duplicate check are of what was sent
             document = (await attachments.offload(document, admission.header)).document
         accepted = AcceptedMessage(
             message_id=claim.message_id, sender_her_id=admission.sender_her_id,
             receiver_her_ids=list(admission.receiver_her_ids), msg_id=admission.msg_id,
             message_type=admission.message_type, business_namespace=admission.header.business_namespace,
-            document=document, received_at=received_at, source=Source.KAFKA,
+            document=document, received_at=received_at, source=Source.KAFKA, facts=facts,
         )
         correlation = message.correlation.child(
             message_id=str(claim.message_id), msg_id=admission.msg_id, sender_her_id=admission.sender_her_id)
