@@ -80,7 +80,6 @@ class Backbone:
         self._follow_interval_s = follow_interval_s
         self._attachments = attachments
         self._codec = default_codec()
-        self._marking: set[asyncio.Task[None]] = set()
 
     @classmethod
     @asynccontextmanager
@@ -103,7 +102,6 @@ class Backbone:
             backbone = cls(bus=bus, store=store, validator=ValidationSettings().validator(), feed=feed,
                            require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s,
                            attachments=attachments)
-            stack.push_async_callback(backbone.settle)  # before the store closes
             yield backbone
 
     # --- submitting -----------------------------------------------------------------------------------------
@@ -142,9 +140,8 @@ class Backbone:
             problem = duplicate_msgid(sender, admission.msg_id)
             metrics.refused("gateway", [problem.apprec_code.value])
             raise Refused(RefusalKind.DUPLICATE_MSGID, problem.message, [problem])
-        if claim.outcome is ClaimOutcome.SAME and claim.published:
-            return Submitted(message_id=claim.message_id, duplicate=True)
-        # New, or claimed before by a submission that did not get as far as the bus: publish it now.
+        # New, or the same document again: published (again), since nothing records whether the first one
+        # reached the bus; the services take a second publication as the message they have, by its id.
         facts = ingress_facts(admission.header, document)  # of what was validated, before any offload
         if self._attachments is not None:  # large attachments by reference: the record must fit the bus
             document = (await self._attachments.offload(document, admission.header)).document
@@ -158,27 +155,11 @@ class Backbone:
                                   request_id=request_id, traceparent=current_traceparent() or new_traceparent())
         await self._bus.produce(ACCEPTED, self._codec.encode(accepted), key=accepted.partition_key(),
                                 headers=correlation.to_headers())
-        # The mark only spares a resubmission a second publication (which the services take as the same message,
-        # by its id), so the answer does not wait for its commit: that is a third of a submission's latency.
-        marking = asyncio.create_task(self._mark_published(claim.message_id))
-        self._marking.add(marking)
-        marking.add_done_callback(self._marking.discard)
         log.info("message accepted", message_id=str(claim.message_id), msg_id=admission.msg_id,
                  sender_her_id=sender, receivers=len(receivers), warnings=len(admission.warnings))
         if claim.outcome is ClaimOutcome.NEW:
             metrics.MESSAGES_ACCEPTED.labels("gateway", "api").inc()
         return Submitted(message_id=claim.message_id, duplicate=claim.outcome is ClaimOutcome.SAME)
-
-    async def _mark_published(self, message_id: UUID) -> None:
-        try:
-            await self._store.mark_published(message_id)
-        except Exception as exc:  # the mark stays unset: a resubmission publishes once more
-            log.warning("could not note a message as published", message_id=str(message_id), error=str(exc))
-
-    async def settle(self) -> None:
-        """Wait for the marks of published messages still being written (for a clean close)."""
-        if self._marking:
-            await asyncio.wait(set(self._marking))
 
     async def send_apprec(
         self, message_id: UUID, apprec_sender_her_id: str, status: AppRecStatus, errors: Sequence[AppRecError],

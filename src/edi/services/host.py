@@ -120,10 +120,6 @@ class Parts:
             self._stack.push_async_callback(self._attachments.objects.close)
         return self._attachments
 
-    def close_with(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` when the process closes, before the parts opened so far are closed."""
-        self._stack.push_async_callback(callback)
-
     async def add_service(self, service: Service, settings: ServiceSettings) -> None:
         bus = self.ops.consumers.bus(await self.bus(), service.name)
 
@@ -188,7 +184,6 @@ async def _gateway(parts: Parts) -> Component:
     registry = await parts.registry(RegistryRelaySettings(**o))
     backbone = Backbone(bus=bus, store=store, validator=parts.validator(), feed=await parts.feed(),
                         require_schemas=validator.ValidatorSettings(**o).require_schemas, attachments=attachments)
-    parts.close_with(backbone.settle)  # after the HTTP server, before the store it writes to
     app = create_app(backbone, settings, directory=RegistryDirectory(registry), objects=attachments.objects,
                      ops=parts.ops, operations=Operations(bus, store))
     return http_component(app, settings.http_host, settings.http_port)

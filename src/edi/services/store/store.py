@@ -44,7 +44,7 @@ from edi.services.store.tables import VERSION_TABLE
 
 T = TypeVar("T")
 _MAX_BATCH = 200
-_CLAIM, _PUBLISHED, _DELIVER, _STATUS, _OPERATION = "claim", "published", "deliver", "status", "operation"
+_CLAIM, _DELIVER, _STATUS, _OPERATION = "claim", "deliver", "status", "operation"
 _STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_at")
 
 # The writer's queries, built once with an expanding parameter for their key lists: building one per batch
@@ -52,10 +52,7 @@ _STATUS_VALUES = ("transport_state", "apprec_status", "apprec_errors", "updated_
 # much CPU as the statements' round trips.
 _CLAIMED = sa.select(
     t.messages.c.sender_her_id, t.messages.c.msg_id, t.messages.c.message_id, t.messages.c.sha256,
-    t.messages.c.published,
 ).where(sa.tuple_(t.messages.c.sender_her_id, t.messages.c.msg_id).in_(sa.bindparam("keys", expanding=True)))
-_MARK_PUBLISHED = sa.update(t.messages).where(
-    t.messages.c.message_id.in_(sa.bindparam("message_ids", expanding=True))).values(published=True)
 _STATUS_ROWS = sa.select(t.receiver_status).where(sa.tuple_(
     t.receiver_status.c.message_id, t.receiver_status.c.receiver_her_id).in_(sa.bindparam("keys", expanding=True)))
 _SENDERS = sa.select(t.messages.c.message_id, t.messages.c.sender_her_id).where(
@@ -124,7 +121,6 @@ class AcceptedRecord:
 class Claim:
     outcome: ClaimOutcome
     message_id: UUID  # the new message's id, or the original's
-    published: bool  # the original is known to be on the bus
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +259,7 @@ class BackboneStore:
         """Every write of the batch, kind by kind (each kind's writes in the order they came); their results in
         the batch's order."""
         results: dict[int, Any] = {}
-        for kind, run in ((_CLAIM, self._claims), (_PUBLISHED, self._published), (_DELIVER, self._deliveries),
-                          (_STATUS, self._status_changes)):
+        for kind, run in ((_CLAIM, self._claims), (_DELIVER, self._deliveries), (_STATUS, self._status_changes)):
             indexes = [i for i, write in enumerate(batch) if write.kind == kind]
             if indexes:
                 results.update(zip(indexes, await run(connection, [batch[i].item for i in indexes]), strict=True))
@@ -294,32 +289,25 @@ class BackboneStore:
             self._insert(t.messages).on_conflict_do_nothing().returning(t.messages.c.message_id), [
                 {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id,
                  "sha256": r.sha256, "message_type": r.message_type, "is_apprec": r.is_apprec,
-                 "accepted_at": r.accepted_at, "published": False}
+                 "accepted_at": r.accepted_at}
                 for r in first.values()
             ])
         new = {row.message_id for row in inserted}
         # What each key holds now: the rows just written are known; only keys claimed before are read back.
-        held: dict[tuple[str, str], tuple[UUID, str, bool]] = {
-            key: (r.message_id, r.sha256, False) for key, r in first.items() if r.message_id in new}
+        held: dict[tuple[str, str], tuple[UUID, str]] = {
+            key: (r.message_id, r.sha256) for key, r in first.items() if r.message_id in new}
         if earlier := [key for key in first if key not in held]:
             for row in await connection.execute(_CLAIMED, {"keys": earlier}):
-                held[(row.sender_her_id, row.msg_id)] = (row.message_id, row.sha256, row.published)
+                held[(row.sender_her_id, row.msg_id)] = (row.message_id, row.sha256)
         claims = []
         for record in records:
-            message_id, sha256, published = held[(record.sender_her_id, record.msg_id)]
+            message_id, sha256 = held[(record.sender_her_id, record.msg_id)]
             if message_id == record.message_id:
-                claims.append(Claim(ClaimOutcome.NEW, record.message_id, published=published))
+                claims.append(Claim(ClaimOutcome.NEW, record.message_id))
             else:
                 outcome = ClaimOutcome.SAME if sha256 == record.sha256 else ClaimOutcome.CONFLICT
-                claims.append(Claim(outcome, message_id, published))
+                claims.append(Claim(outcome, message_id))
         return claims
-
-    async def mark_published(self, message_id: UUID) -> None:
-        await self._write(_PUBLISHED, message_id)
-
-    async def _published(self, connection: AsyncConnection, message_ids: list[UUID]) -> list[None]:
-        await connection.execute(_MARK_PUBLISHED, {"message_ids": message_ids})
-        return [None] * len(message_ids)
 
     async def sender_of(self, message_id: UUID) -> str | None:
         async with self.engine.connect() as connection:

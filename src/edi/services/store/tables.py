@@ -16,7 +16,7 @@ HER_ID = sa.String(20)
 _SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 # Every message put on edi.accepted, once: its id, and what makes a resubmission a duplicate (same sender and
-# MsgId; same content or not). `published` is set once the accepted record is acknowledged by the bus.
+# MsgId; same content or not).
 messages = sa.Table(
     "messages", metadata,
     sa.Column("message_id", sa.Uuid, primary_key=True),
@@ -26,7 +26,6 @@ messages = sa.Table(
     sa.Column("message_type", sa.Text, nullable=False),
     sa.Column("is_apprec", sa.Boolean, nullable=False),
     sa.Column("accepted_at", UtcDateTime, nullable=False),
-    sa.Column("published", sa.Boolean, nullable=False),
     sa.UniqueConstraint("sender_her_id", "msg_id", name="messages_sender_msg_id"),
 )
 
