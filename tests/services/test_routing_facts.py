@@ -26,7 +26,7 @@ from edi.kapabilitetsregister.specifications import (
 )
 from edi.schemas.topics import ACCEPTED, DELIVERIES, INBOUND
 from edi.services.mailbox import service as mailbox
-from edi.services.mailbox.reading import ingress_facts, read_facts
+from edi.services.reading import ingress_facts, read_facts
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.router import service as router
 from edi.services.runtime import Message, Result

@@ -28,7 +28,6 @@ from edi.events.headers import Correlation, new_traceparent
 from edi.observability import metrics
 from edi.observability.tracing import current_traceparent
 from edi.schemas.topics import ACCEPTED, STATUS
-from edi.services.mailbox.reading import ingress_facts, read_delivered
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
@@ -43,6 +42,7 @@ from edi.services.messaging import (
 from edi.services.objects.offload import Attachments, AttachmentsTooLarge
 from edi.services.objects.service import ObjectError
 from edi.services.objects.settings import ObjectSettings
+from edi.services.reading import ingress_facts, read_delivered
 from edi.services.receipts.answer import FALLBACK, apprec_version
 from edi.services.receipts.service import receipt_id
 from edi.services.registry_relay.feed import RegistryFeed

@@ -15,7 +15,7 @@ from edi.events import BlobRef, Delivery, StatusChange, TransportState
 from edi.kapabilitetsregister.model import DeliveryChannel, InvalidHerIdError, parse_her_id
 from edi.observability import metrics, tracing
 from edi.schemas.topics import DELIVERIES, STATUS, TopicSpec
-from edi.services.mailbox.reading import read_delivered
+from edi.services.reading import read_delivered
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings, BackboneStore, StoredDelivery

@@ -22,7 +22,6 @@ from edi.adapters.bus import Bus, BusError
 from edi.events import default_codec
 from edi.events.headers import DLQ_PREFIX, REDRIVEN_FROM
 from edi.schemas.topics import CONSUMING_SERVICES
-from edi.services.mailbox.reading import read_delivered
 from edi.services.messaging import TransportState
 from edi.services.operations.dead_letters import READ_TIMEOUT_S, StoredLetter, read_dead_letters
 from edi.services.operations.models import (
@@ -39,6 +38,7 @@ from edi.services.operations.models import (
     ReceiverState,
     Redriven,
 )
+from edi.services.reading import read_delivered
 from edi.services.store import BackboneSettings, BackboneStore, open_bus_and_store
 from edi.services.store.store import Act, MessageFacts
 

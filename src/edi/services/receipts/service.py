@@ -18,7 +18,7 @@ from edi.core.apprec import AppRecError, AppRecNotAllowed, AppRecStatus, build_a
 from edi.core.header import HER, Ident, LevelKind, Party, PartyLevel
 from edi.events import AcceptedMessage, Rejection, Source
 from edi.schemas.topics import ACCEPTED, REJECTED
-from edi.services.mailbox.reading import read_facts
+from edi.services.reading import read_facts
 from edi.services.receipts.answer import NAMESPACES, apprec_version
 from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.runtime import Message, Output, Result, Service

@@ -25,9 +25,9 @@ from edi.core.validation import ValidationReport, Validator
 from edi.events import AcceptedMessage, ErrorDetail, Rejection, Source
 from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, INBOUND
-from edi.services.mailbox.reading import ingress_facts
 from edi.services.messaging import RefusalKind
 from edi.services.objects.offload import Attachments
+from edi.services.reading import ingress_facts
 from edi.services.runtime import STORE_WRITER_CONCURRENCY, Message, Output, Reject, Result, Service
 from edi.services.store import AcceptedRecord, BackboneSettings, BackboneStore, ClaimOutcome
 from edi.services.validator.admission import (
