@@ -14,7 +14,7 @@ from rich.markup import escape
 from edi.kapabilitetsregister.specifications import describe_message
 from edi.observability.logging import configure_logging
 from edi.services.backbone import Backbone, MessagingSettings
-from edi.services.mailbox.reading import read_delivered
+from edi.services.reading import read_delivered
 
 
 def inbox(

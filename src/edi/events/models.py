@@ -69,7 +69,7 @@ class AppRecAnswer(_AvroModel):
 
 class RoutingFacts(_AvroModel):
     """What the router and the mailbox need of a document besides the event's own fields, read by the writer
-    that parsed it already (see `edi.services.mailbox.reading.routing_facts`), so they need not parse it again."""
+    that parsed it already (see `edi.services.reading.routing_facts`), so they need not parse it again."""
 
     message_function: str | None = None  # MsgInfo/Type code (8279)
     service_description: str | None = None  # MsgDescr code (8202)
