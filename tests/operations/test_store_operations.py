@@ -49,7 +49,7 @@ async def test_a_database_of_migration_0001_is_upgraded_and_its_messages_are_fou
 
     async with engine.begin() as connection:
         await connection.run_sync(to_0001)
-        # The messages table as 0001 made it (it had `published`, which 0003 drops).
+        # The messages table as 0001 made it (with `published`, which the tables no longer name).
         messages_0001 = sa.table("messages", *(sa.column(c.name, c.type) for c in t.messages.columns),
                                  sa.column("published", sa.Boolean))
         await connection.execute(sa.insert(messages_0001).values(

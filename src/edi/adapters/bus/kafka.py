@@ -124,12 +124,15 @@ class KafkaBus:
             raise _bus_error(exc, "producer start") from exc
         return producer
 
+    def _broken(self, producer: Any) -> bool:
+        return self._producer_failed or _sender_died(producer)
+
     async def _live_producer(self) -> Any:
         """The producer, replaced first if its sender has died (see the module docstring)."""
         if not self._started:
             raise BusError("Kafka bus is not started")
         async with self._producer_lock:
-            if self._producer is not None and (self._producer_failed or _sender_died(self._producer)):
+            if self._producer is not None and self._broken(self._producer):
                 log.warning("Kafka producer failed for good, replacing it")
                 dead, self._producer, self._producer_failed = self._producer, None, False
                 with contextlib.suppress(KafkaError):
@@ -187,7 +190,7 @@ class KafkaBus:
 
     async def produce(self, topic: str, value: bytes | None, *, key: bytes | None = None, headers: Headers = ()) -> Ack:
         producer = self._producer  # checked here, without the lock and a coroutine, in the common case
-        if producer is None or not self._started or self._producer_failed or _sender_died(producer):
+        if producer is None or not self._started or self._broken(producer):
             producer = await self._live_producer()
         try:
             metadata = await producer.send_and_wait(topic, value, key=key, headers=list(headers))

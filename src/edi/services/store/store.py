@@ -83,7 +83,7 @@ class _Write(Generic[T]):
 
 
 async def _released(connection: AsyncConnection | None) -> None:
-    """Give the writer's connection back to the pool, which checks it before lending it again."""
+    """Give the writer's connection back to the pool (which, on PostgreSQL, pings it before lending it again)."""
     if connection is not None:
         with contextlib.suppress(Exception):
             await connection.close()
@@ -237,12 +237,12 @@ class BackboneStore:
                     for write in batch:
                         _settle(write, StoreClosedError("the store was closed while this write was being made"))
                     raise
-                except Exception as exc:
+                except Exception:
+                    # Each write again on its own, on a fresh connection from the pool: a failing write fails
+                    # alone, and a lone write whose held connection had gone stale (a database restart, an idle
+                    # timeout) is made on one the pool has checked.
                     await _released(connection)
                     connection = None
-                    if len(batch) == 1:
-                        _settle(batch[0], exc)
-                        continue
                     for write in batch:
                         try:
                             async with self.engine.begin() as single_connection:
