@@ -7,6 +7,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
+
 from edi.core.apprec import AppRecStatus
 from edi.events import AppRecErrorDetail, StatusChange
 from edi.events import TransportState as EventState
@@ -115,3 +117,14 @@ async def test_writes_pending_when_the_store_closes_fail_instead_of_waiting_fore
     assert not pending, "a write waited on a closed store"
     outcomes = {type(task.exception()).__name__ if task.exception() else "made" for task in done}
     assert outcomes <= {"made", "StoreClosedError"}
+
+
+async def test_a_write_after_the_database_dropped_the_writers_connection_is_made(store: BackboneStore) -> None:
+    # The writer keeps its connection between batches; a server restart or an idle timeout ends it under it.
+    assert (await store.claim(record("before"))).outcome is ClaimOutcome.NEW
+    if store.engine.dialect.name == "postgresql":
+        async with store.engine.connect() as connection:
+            await connection.execute(sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    assert (await store.claim(record("after"))).outcome is ClaimOutcome.NEW
