@@ -278,7 +278,7 @@ async def measure(bus_kind: str, others: Others) -> dict[str, float]:
 
 def main() -> None:
     configure_logging(level="WARNING")
-    from tests.support.kafka import provision_broker
+    from tests.support.kafka import SERVER_JVM_FLAGS, provision_broker
     from tests.support.postgres import provision_server
 
     print(f"{MESSAGES} messages of {SIZE} bytes for throughput; {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s "
@@ -288,7 +288,7 @@ def main() -> None:
     print(f"bare validation (same 8 KB document, one thread): {bare:.0f}/s")
     results: dict[str, dict[str, float]] = {}
     if "kafka" in BUSES:
-        broker = provision_broker()
+        broker = provision_broker(SERVER_JVM_FLAGS)  # as Kafka's own scripts run a broker
         postgres = provision_server()
         try:
             others: Others = {}

@@ -328,12 +328,12 @@ def broker_pid_of(broker: Any) -> int | None:
 
 def main() -> None:
     configure_logging(level="WARNING")
-    from tests.support.kafka import provision_broker
+    from tests.support.kafka import SERVER_JVM_FLAGS, provision_broker
 
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {MESSAGES} records of {SIZE} bytes through three relay "
           f"processes ({', '.join(f'{h.source} -> {h.target}' for h in HOPS)}), {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    broker = provision_broker()
+    broker = provision_broker(SERVER_JVM_FLAGS)  # as Kafka's own scripts run a broker
     pid = broker_pid_of(broker)
     print(f"broker: {broker.description}" + ("" if pid is not None else " (its pid is unknown here: CPU n/a)"),
           flush=True)

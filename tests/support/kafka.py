@@ -56,7 +56,13 @@ STOP_TIMEOUT_S = 30.0
 MAVEN_TIMEOUT_S = 900.0
 DOCKER_INFO_TIMEOUT_S = 5.0
 LOG_TAIL_LINES = 40
-JVM_FLAGS = ("-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
+JVM_FLAGS = ("-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")  # a light broker for tests
+# What Kafka's own scripts run a broker with (kafka-server-start.sh's heap, kafka-run-class.sh's collector): for
+# the benchmarks, whose latency the serial collector's stop-the-world pauses would otherwise set.
+SERVER_JVM_FLAGS = (
+    "-Xms1g", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
+    "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true",
+)
 
 
 class KafkaBrokerError(RuntimeError):
@@ -110,6 +116,7 @@ class LocalKafka(KafkaBroker):
     work_dir: Path
     port: int
     controller_port: int
+    jvm_flags: tuple[str, ...] = JVM_FLAGS
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     controllable: ClassVar[bool] = True
 
@@ -166,7 +173,7 @@ class LocalKafka(KafkaBroker):
     def _java(self, main_class: str, *args: str) -> list[str]:
         return [
             _require_tool("java"),
-            *JVM_FLAGS,
+            *self.jvm_flags,
             f"-Dlog4j2.configurationFile={self.work_dir / 'log4j2.properties'}",
             "-cp",
             f"{self.libs_dir}/*",
@@ -303,7 +310,7 @@ def _download_kafka_libs(version_dir: Path, libs: Path) -> None:
     partial.rename(libs)
 
 
-def start_local_kafka() -> LocalKafka:
+def start_local_kafka(jvm_flags: tuple[str, ...] = JVM_FLAGS) -> LocalKafka:
     libs_dir = resolve_kafka_libs()
     port, controller_port = _free_ports(2)  # after the download, so they are still free when Kafka binds
     work_dir = Path(tempfile.mkdtemp(prefix="edi-kafka-"))
@@ -314,6 +321,7 @@ def start_local_kafka() -> LocalKafka:
         work_dir=work_dir,
         port=port,
         controller_port=controller_port,
+        jvm_flags=jvm_flags,
     )
     try:
         broker.format_storage()
@@ -340,10 +348,11 @@ def start_container_kafka() -> ContainerKafka | None:
     )
 
 
-def provision_broker() -> KafkaBroker:
+def provision_broker(jvm_flags: tuple[str, ...] = JVM_FLAGS) -> KafkaBroker:
+    """The broker EDI_TEST_KAFKA_BOOTSTRAP names, else a container, else a local JVM with `jvm_flags`."""
     if bootstrap := os.environ.get("EDI_TEST_KAFKA_BOOTSTRAP"):
         return KafkaBroker(bootstrap, f"an external cluster (EDI_TEST_KAFKA_BOOTSTRAP={bootstrap})")
-    return start_container_kafka() or start_local_kafka()
+    return start_container_kafka() or start_local_kafka(jvm_flags)
 
 
 @pytest.fixture(scope="session")
