@@ -15,7 +15,7 @@ from edi.core.header import RoutingHeader
 from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
 from edi.kapabilitetsregister.model import Direction
-from edi.kapabilitetsregister.specifications import default_catalogue
+from edi.kapabilitetsregister.specifications import MessageKind, default_catalogue
 from tests.kapabilitetsregister.conftest import EXAMPLE_PARTY, SPECS, Kapreg, write_json
 from tests.shared_samples import SAMPLES
 
@@ -120,7 +120,7 @@ def test_every_shared_sample_is_recognised_as_its_kind_or_as_none() -> None:
         if header is None:  # not well-formed or not a message: nothing to recognise
             continue
         relative = path.relative_to(SAMPLES).as_posix()
-        spec = catalogue.recognise(header)
+        spec = catalogue.recognise(MessageKind.of(header))
         recognised[relative] = None if spec is None else spec.id
         expected[relative] = _expected(relative)
     assert recognised == expected

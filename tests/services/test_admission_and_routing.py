@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from edi.core.validation import ValidationReport
 from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.model import Capability, Party
-from edi.kapabilitetsregister.specifications import default_catalogue, read_routing_header
+from edi.kapabilitetsregister.specifications import MessageKind, default_catalogue, read_routing_header
 from edi.kapabilitetsregister.view import RegistryView
 from edi.services.messaging import RefusalKind
 from edi.services.router.routing import route
@@ -72,7 +72,7 @@ def test_receivers_that_can_consume_the_specification_get_it_the_others_e21_or_t
         '{"herId": 2, "supported": ["ConsumeDialogmeldingHelsefagligDialog1.1"]}',
         '{"herId": 3, "supported": ["ConsumeEpikrise1.2"]}',
     )
-    routing = route(view, header, ["1", "2", "3", "4", "369.767"], NOW)
+    routing = route(view, MessageKind.of(header), ["1", "2", "3", "4", "369.767"], NOW)
     assert routing.receivers == ("1",)
     refused = {r.receiver_her_id: r.problem for r in routing.refused}
     assert {her_id: p.apprec_code.value for her_id, p in refused.items()} == {
@@ -85,8 +85,8 @@ def test_receivers_that_can_consume_the_specification_get_it_the_others_e21_or_t
 
 def test_a_message_that_is_none_of_the_registrys_specifications_gets_t10_for_every_receiver() -> None:
     header = read_routing_header(dialog(), "dialog").model_copy(update={"namespace": "urn:unknown", "documents": ()})
-    routing = route(view_of('{"herId": 1, "supported": ["ConsumeDialogmeldingForesporselSvar1.0"]}'), header,
-                    ["1"], NOW)
+    routing = route(view_of('{"herId": 1, "supported": ["ConsumeDialogmeldingForesporselSvar1.0"]}'),
+                    MessageKind.of(header), ["1"], NOW)
     assert routing.receivers == ()
     assert [r.problem.apprec_code.value for r in routing.refused] == ["T10"]
     assert "none of the registry's message specifications" in routing.refused[0].problem.message

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from edi.core.header import RoutingHeader
 from edi.events import Rejection, default_codec
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
-from edi.kapabilitetsregister.specifications import default_catalogue
+from edi.kapabilitetsregister.specifications import MessageKind, default_catalogue
 from edi.schemas.topics import INBOUND, REJECTED
 from edi.services.receipts.service import receipt_id
 from edi.services.store import tables as t
@@ -99,7 +99,7 @@ def expectations(samples: list[tuple[str, bytes]]) -> tuple[Expectation, list[di
                 continue
             else:
                 accepted.add(message_id)
-                spec = catalogue.recognise(admission.header)
+                spec = catalogue.recognise(MessageKind.of(admission.header))
                 codes = set()
                 for receiver in admission.receiver_her_ids:
                     if not numeric(receiver):

@@ -66,8 +66,8 @@ def test_the_facts_ingress_writes_are_what_parsing_gives_for_every_shared_sample
         assert facts == parsed_facts(data), path  # what the mailbox read from the document
         parsed = read_routing_header(data, str(path))  # what the router read from it
         kind = MessageKind(admission.header.business_namespace, facts.message_function, facts.service_description)
-        assert catalogue.recognise(kind) == catalogue.recognise(parsed), path
-        assert describe_message(kind) == describe_message(parsed), path
+        assert catalogue.recognise(kind) == catalogue.recognise(MessageKind.of(parsed)), path
+        assert describe_message(kind) == describe_message(MessageKind.of(parsed)), path
         assert facts.is_apprec == is_apprec(parsed), path
         answering += facts.apprec_answer is not None
     assert admitted > 100 and answering > 0, (admitted, answering)

@@ -27,7 +27,7 @@ from edi.kapabilitetsregister.model import (
     parse_her_id,
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
-from edi.kapabilitetsregister.specifications import Specification, describe_message, read_routing_header
+from edi.kapabilitetsregister.specifications import MessageKind, Specification, describe_message, read_routing_header
 from edi.kapabilitetsregister.store import ImportResult, PartyDetails, RegistryStore
 from edi.kapabilitetsregister.view import CheckResult, unrecognised
 from edi.kapabilitetsregister.wire import CheckOut, ErrorOut, GrantIn, MessageCheckOut, OverrideIn
@@ -132,8 +132,8 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
             raise InvalidInputError("the message names no receiver HER-id")
         sender = header.sender_her_id if settings.registry_check_sender_produce else None
         sender_id = None if sender is None else parse_her_id(sender)
-        spec = registry.catalogue.recognise(header)
-        description = describe_message(header)
+        kind = MessageKind.of(header)
+        spec, description = registry.catalogue.recognise(kind), describe_message(kind)
         results = [
             CheckResult(unrecognised(her_id, description)) if spec is None
             else await registry.check(her_id, spec.id, moment, sender_id)

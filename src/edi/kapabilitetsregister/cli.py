@@ -39,6 +39,7 @@ from edi.kapabilitetsregister.model import (
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
 from edi.kapabilitetsregister.specifications import (
+    MessageKind,
     Specification,
     default_catalogue,
     describe_message,
@@ -210,8 +211,8 @@ def check(
         description = None
         specification: Specification | None
         if message is not None:
-            header = _read_message(message)
-            specification, description = default_catalogue().recognise(header), describe_message(header)
+            kind = MessageKind.of(_read_message(message))
+            specification, description = default_catalogue().recognise(kind), describe_message(kind)
         else:
             specification = default_catalogue().resolve(spec or "")
         if specification is None:

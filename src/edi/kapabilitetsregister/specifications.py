@@ -65,7 +65,7 @@ _RuleKey = tuple[str, str | None, str | None]  # namespace, message function, Ms
 @dataclass(frozen=True, slots=True)
 class MessageKind:
     """What recognition reads of a message: its business namespace, message function (code system 8279) and
-    MsgDescr (8202). The router has it from an event's facts when it does not parse the document."""
+    MsgDescr (8202); from its routing header (`of`), or from the facts an event carries."""
 
     business_namespace: str
     message_function: str | None = None
@@ -75,10 +75,6 @@ class MessageKind:
     def of(cls, header: RoutingHeader) -> MessageKind:
         return cls(header.business_namespace, header.message_type.code if header.message_type else None,
                    header.service_description.code if header.service_description else None)
-
-
-def _kind(message: RoutingHeader | MessageKind) -> MessageKind:
-    return message if isinstance(message, MessageKind) else MessageKind.of(message)
 
 
 class Catalogue:
@@ -142,9 +138,8 @@ class Catalogue:
     def other_versions(self, spec: Specification) -> list[Specification]:
         return [s for s in self._by_standard[spec.standard] if s.version != spec.version]
 
-    def recognise(self, message: RoutingHeader | MessageKind) -> Specification | None:
+    def recognise(self, kind: MessageKind) -> Specification | None:
         """The specification a message is, from its business namespace, message function and MsgDescr."""
-        kind = _kind(message)
         namespace, function, description = kind.business_namespace, kind.message_function, kind.service_description
         for key in ((namespace, function, description), (namespace, function, None), (namespace, None, None)):
             spec = self._rules.get(key)
@@ -165,9 +160,8 @@ def read_routing_header(data: bytes, source: str) -> RoutingHeader:
     return read_header(headers[0])
 
 
-def describe_message(message: RoutingHeader | MessageKind) -> str:
+def describe_message(kind: MessageKind) -> str:
     """What a message is, in the terms recognition uses, for a refusal a sender can act on."""
-    kind = _kind(message)
     standard = standard_for(kind.business_namespace)
     parts = [f"{standard.name} {standard.version}" if standard else kind.business_namespace]
     if kind.message_function:

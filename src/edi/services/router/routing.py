@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edi.core.errors import Code
-from edi.core.header import RoutingHeader
 from edi.core.problems import Problem, problem
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.specifications import MessageKind, describe_message
@@ -31,11 +30,8 @@ class Routing:
     refused: tuple[Refused, ...]
 
 
-def route(
-    view: RegistryView, message: RoutingHeader | MessageKind, receivers: Sequence[str], at: datetime,
-) -> Routing:
-    """`message`: what it is, from its routing header or from the facts an event carries (see `MessageKind`)."""
-    spec = view.catalogue.recognise(message)
+def route(view: RegistryView, kind: MessageKind, receivers: Sequence[str], at: datetime) -> Routing:
+    spec = view.catalogue.recognise(kind)
     allowed: list[str] = []
     refused: list[Refused] = []
     for receiver in receivers:
@@ -44,7 +40,7 @@ def route(
         except InvalidHerIdError as exc:
             refused.append(Refused(receiver, _unknown(receiver, str(exc))))
             continue
-        verdict = unrecognised(her_id, describe_message(message)) if spec is None else view.check(
+        verdict = unrecognised(her_id, describe_message(kind)) if spec is None else view.check(
             her_id, spec, Direction.CONSUME, at)
         if verdict.allowed:
             allowed.append(receiver)
