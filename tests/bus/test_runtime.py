@@ -379,6 +379,34 @@ async def test_an_input_is_committed_only_after_its_output_is_acknowledged(bus: 
     assert gated.events[kinds.index("commit")][1] == {TopicPartition(flow.source, sent.partition): sent.offset + 1}
 
 
+async def test_a_record_handled_between_commits_is_committed_within_the_interval_though_nothing_more_comes(
+    bus: Bus,
+) -> None:
+    flow, service = await make_flow(bus)
+
+    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
+    async def route(message: Message[AcceptedMessage]) -> Result:
+        return deliveries(message.payload, flow.sink)
+
+    recording = GatedBus(bus, flow.sink)
+    recording.gate.set()
+    # An idle poll would wait 30 s: the commit of the second record may not wait for it.
+    settings = SETTINGS.model_copy(update={"poll_timeout_s": 30.0, "commit_interval_s": 0.5})
+    tp = TopicPartition(flow.source, (await flow.send(accepted(1))).partition)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(service, recording, settings, stop))
+    try:
+        await wait_until(lambda: any(kind == "commit" for kind, _ in recording.events))
+        second = await flow.send(accepted(2))  # handled within the commit interval of the first commit
+        await wait_until(
+            lambda: any(offsets.get(tp) == second.offset + 1 for kind, offsets in recording.events if kind == "commit"),
+            timeout_s=5,
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
 async def test_a_second_instance_joining_mid_stream_takes_over_partitions_and_nothing_is_lost(
     make_bus: BusFactory,
 ) -> None:

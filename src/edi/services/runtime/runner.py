@@ -130,12 +130,20 @@ class _Runner:
 
     async def _consume(self, consumer: Consumer) -> None:
         attempt = 0
+        commit_due = 0.0
         while not self._stopping.is_set():
-            await self._commit(consumer)
+            # Offsets are committed at most once per commit interval: under a steady trickle each poll brings a
+            # few records, and a commit after each would cost the broker a write per poll. What is done is
+            # committed within the interval all the same, for the poll waits no longer than that.
+            now = time.monotonic()
+            if self._done and now >= commit_due:
+                await self._commit(consumer)
+                commit_due = now + self._settings.commit_interval_s
+            wait_s = self._settings.poll_timeout_s
+            if self._done:
+                wait_s = min(wait_s, max(0.0, commit_due - now))
             try:
-                records = await consumer.poll(
-                    max_records=self._settings.batch_max_records, timeout_s=self._settings.poll_timeout_s
-                )
+                records = await consumer.poll(max_records=self._settings.batch_max_records, timeout_s=wait_s)
             except BusUnavailableError as exc:
                 attempt += 1
                 log.warning("poll failed, retrying", service=self._service.name, error=str(exc))

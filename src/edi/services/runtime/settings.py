@@ -15,6 +15,9 @@ class ServiceSettings(BusSettings):
     batch_max_records: int = 100
     # How long an idle poll waits; also how quickly an idle service notices it should stop.
     poll_timeout_s: float = 0.5
+    # Handled records' offsets are committed this often (and at a rebalance and at shutdown); a crash redelivers at
+    # most this much more, which the handlers' idempotence absorbs.
+    commit_interval_s: float = 0.1
     # On SIGTERM: how long in-flight records get to finish before they are abandoned (and redelivered later).
     shutdown_timeout_s: float = 10.0
 
