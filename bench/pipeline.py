@@ -118,7 +118,12 @@ def installation(bus_kind: str, bootstrap: str | None, database_url: str | None 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+
+
+def stat_cpu_seconds(stat: str) -> float:
+    """User and system CPU time from a process's or thread's /proc stat line."""
+    fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -249,29 +254,31 @@ def hop_latencies(ends: dict[str, tuple[float, float]], accepted: dict[str, floa
         for name, times in hops.items() if times)
 
 
-def compiler_cpu_seconds(jvm: int) -> float:
-    """CPU time of a JVM's JIT compiler threads (named "C1 CompilerThread0" and so on)."""
-    total = 0.0
+def compiler_cpu_seconds(jvm: int) -> float | None:
+    """CPU time of a JVM's JIT compiler threads (named "C1 CompilerThread0" and so on); None if it has none (the
+    pid is not a JVM's)."""
+    times = []
     for stat in Path(f"/proc/{jvm}/task").glob("*/stat"):
         with contextlib.suppress(OSError):
             text = stat.read_text()
-            if "CompilerThre" in text[text.index("("):text.rindex(")")]:
-                fields = text.rpartition(")")[2].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            if "CompilerThre" in text[text.index("(") : text.rindex(")")]:
+                times.append(stat_cpu_seconds(text))
+    return sum(times) if times else None
 
 
 async def warm_up(bus: Bus, store: BackboneStore, broker: int | None) -> int:
     """Messages sent through the pipeline until it is warm (see WARM_UP_ROUND); returns how many."""
+    if broker and compiler_cpu_seconds(broker) is None:
+        print(f"warm-up: process {broker} has no JIT compiler threads; warming for all {WARM_UP_MAX_ROUNDS} rounds")
     size, rounds = (WARM_UP_ROUND, WARM_UP_MAX_ROUNDS) if broker else (200, 1)
-    sent, share = 0, 0.0
+    sent, share = 0, 1.0
     for round_number in range(rounds):
-        compiled_before, began = (compiler_cpu_seconds(broker) if broker else 0.0), time.monotonic()
+        compiled_before, began = (compiler_cpu_seconds(broker) if broker else None), time.monotonic()
         await produce_fast(bus, documents(size, f"warm{round_number}"))
         sent += size
         await wait_for(store, sent, 120)
-        if broker:
-            share = (compiler_cpu_seconds(broker) - compiled_before) / (time.monotonic() - began)
+        if broker and compiled_before is not None:
+            share = ((compiler_cpu_seconds(broker) or 0.0) - compiled_before) / (time.monotonic() - began)
             if share < JIT_SETTLED and round_number > 0:  # the first round also has the groups joining
                 break
     print(f"warm-up: {sent} messages" + (f", the broker's JIT compiler at {share:.0%} of a core in the last "

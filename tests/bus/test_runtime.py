@@ -407,6 +407,40 @@ async def test_a_record_handled_between_commits_is_committed_within_the_interval
         await asyncio.wait_for(task, 15)
 
 
+async def test_a_trickle_of_records_is_committed_once_per_interval_not_after_every_poll(bus: Bus) -> None:
+    flow, service = await make_flow(bus)
+
+    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
+    async def route(message: Message[AcceptedMessage]) -> Result:
+        return deliveries(message.payload, flow.sink)
+
+    recording = GatedBus(bus, flow.sink)
+    recording.gate.set()
+    settings = SETTINGS.model_copy(update={"commit_interval_s": 0.5})
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(service, recording, settings, stop))
+    try:
+        await flow.send(accepted(0))
+        await wait_until(lambda: any(kind == "commit" for kind, _ in recording.events))
+        began = len(recording.events)
+        trickle_began = time.monotonic()
+        for n in range(1, 51):  # one record every 20 ms for a second: a poll each
+            await flow.send(accepted(n))
+            await asyncio.sleep(0.02)
+        last = await flow.send(accepted(51))
+        tp = TopicPartition(flow.source, last.partition)
+        await wait_until(
+            lambda: any(offsets.get(tp) == last.offset + 1 for kind, offsets in recording.events if kind == "commit"),
+            timeout_s=5,
+        )
+        seconds = time.monotonic() - trickle_began
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+    commits = [kind for kind, _ in recording.events[began:] if kind == "commit"]
+    assert len(commits) <= seconds / 0.5 + 2
+
+
 async def test_a_second_instance_joining_mid_stream_takes_over_partitions_and_nothing_is_lost(
     make_bus: BusFactory,
 ) -> None:

@@ -138,6 +138,7 @@ class _Runner:
             now = time.monotonic()
             if self._done and now >= commit_due:
                 await self._commit(consumer)
+                now = time.monotonic()
                 commit_due = now + self._settings.commit_interval_s
             wait_s = self._settings.poll_timeout_s
             if self._done:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from edi.adapters.bus.settings import BusSettings
 from edi.services.runtime.retry import RetryPolicy
 
@@ -15,9 +17,9 @@ class ServiceSettings(BusSettings):
     batch_max_records: int = 100
     # How long an idle poll waits; also how quickly an idle service notices it should stop.
     poll_timeout_s: float = 0.5
-    # Handled records' offsets are committed this often (and at a rebalance and at shutdown); a crash redelivers at
-    # most this much more, which the handlers' idempotence absorbs.
-    commit_interval_s: float = 0.1
+    # Handled records' offsets are committed about this often, between batches (and at a rebalance and at
+    # shutdown); a crash redelivers up to this much, plus a batch, more, which the handlers' idempotence absorbs.
+    commit_interval_s: float = Field(0.1, gt=0)
     # On SIGTERM: how long in-flight records get to finish before they are abandoned (and redelivered later).
     shutdown_timeout_s: float = 10.0
 
