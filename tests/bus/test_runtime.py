@@ -379,64 +379,54 @@ async def test_an_input_is_committed_only_after_its_output_is_acknowledged(bus: 
     assert gated.events[kinds.index("commit")][1] == {TopicPartition(flow.source, sent.partition): sent.offset + 1}
 
 
+@asynccontextmanager
+async def recorded_relay(bus: Bus, **settings: float) -> AsyncIterator[tuple[Flow, GatedBus]]:
+    """A pass-through service running with `settings`, its commits noted (GatedBus with the gate open)."""
+    flow, service = await make_flow(bus)
+
+    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
+    async def route(message: Message[AcceptedMessage]) -> Result:
+        return deliveries(message.payload, flow.sink)
+
+    recording = GatedBus(bus, flow.sink)
+    recording.gate.set()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_service(service, recording, SETTINGS.model_copy(update=settings), stop))
+    try:
+        yield flow, recording
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+async def committed(recording: GatedBus, topic: str, ack: Ack, timeout_s: float = 30) -> None:
+    """Returns once the record `ack` acknowledged has been committed."""
+    tp = TopicPartition(topic, ack.partition)
+    await wait_until(
+        lambda: any(offsets.get(tp) == ack.offset + 1 for kind, offsets in recording.events if kind == "commit"),
+        timeout_s=timeout_s,
+    )
+
+
 async def test_a_record_handled_between_commits_is_committed_within_the_interval_though_nothing_more_comes(
     bus: Bus,
 ) -> None:
-    flow, service = await make_flow(bus)
-
-    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
-    async def route(message: Message[AcceptedMessage]) -> Result:
-        return deliveries(message.payload, flow.sink)
-
-    recording = GatedBus(bus, flow.sink)
-    recording.gate.set()
     # An idle poll would wait 30 s: the commit of the second record may not wait for it.
-    settings = SETTINGS.model_copy(update={"poll_timeout_s": 30.0, "commit_interval_s": 0.5})
-    tp = TopicPartition(flow.source, (await flow.send(accepted(1))).partition)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(service, recording, settings, stop))
-    try:
-        await wait_until(lambda: any(kind == "commit" for kind, _ in recording.events))
+    async with recorded_relay(bus, poll_timeout_s=30.0, commit_interval_s=0.5) as (flow, recording):
+        await committed(recording, flow.source, await flow.send(accepted(1)))
         second = await flow.send(accepted(2))  # handled within the commit interval of the first commit
-        await wait_until(
-            lambda: any(offsets.get(tp) == second.offset + 1 for kind, offsets in recording.events if kind == "commit"),
-            timeout_s=5,
-        )
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
+        await committed(recording, flow.source, second, timeout_s=5)
 
 
 async def test_a_trickle_of_records_is_committed_once_per_interval_not_after_every_poll(bus: Bus) -> None:
-    flow, service = await make_flow(bus)
-
-    @service.handler(flow.source, payload=AcceptedMessage, outputs=[flow.sink])
-    async def route(message: Message[AcceptedMessage]) -> Result:
-        return deliveries(message.payload, flow.sink)
-
-    recording = GatedBus(bus, flow.sink)
-    recording.gate.set()
-    settings = SETTINGS.model_copy(update={"commit_interval_s": 0.5})
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_service(service, recording, settings, stop))
-    try:
-        await flow.send(accepted(0))
-        await wait_until(lambda: any(kind == "commit" for kind, _ in recording.events))
-        began = len(recording.events)
-        trickle_began = time.monotonic()
+    async with recorded_relay(bus, commit_interval_s=0.5) as (flow, recording):
+        await committed(recording, flow.source, await flow.send(accepted(0)))
+        began, trickle_began = len(recording.events), time.monotonic()
         for n in range(1, 51):  # one record every 20 ms for a second: a poll each
             await flow.send(accepted(n))
             await asyncio.sleep(0.02)
-        last = await flow.send(accepted(51))
-        tp = TopicPartition(flow.source, last.partition)
-        await wait_until(
-            lambda: any(offsets.get(tp) == last.offset + 1 for kind, offsets in recording.events if kind == "commit"),
-            timeout_s=5,
-        )
+        await committed(recording, flow.source, await flow.send(accepted(51)), timeout_s=5)
         seconds = time.monotonic() - trickle_began
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
     commits = [kind for kind, _ in recording.events[began:] if kind == "commit"]
     assert len(commits) <= seconds / 0.5 + 2
 
