@@ -43,6 +43,7 @@ from fastapi import FastAPI, Request, Response
 
 from edi.auth.dev import DevIssuer
 from edi.services.runtime import loop
+from procstat import cpu_seconds
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
@@ -117,12 +118,6 @@ async def fixed_rate(http: aiohttp.ClientSession, bodies: list[bytes], rate: flo
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(base_url: str, token: str, server_pids: list[int]) -> dict[str, Any]:

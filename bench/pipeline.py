@@ -49,6 +49,7 @@ from edi.services.runtime import loop  # noqa: E402
 from edi.services.store import BackboneSettings, BackboneStore  # noqa: E402
 from edi.services.store import tables as t  # noqa: E402
 from edi.settings import ValidationSettings  # noqa: E402
+from procstat import compiler_cpu_seconds, cpu_seconds, tree_cpu_seconds  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 BUSES = os.environ.get("BENCH_BUSES", "kafka,embedded").split(",")  # e.g. only kafka while tuning
@@ -114,35 +115,6 @@ def installation(bus_kind: str, bootstrap: str | None, database_url: str | None 
             else:
                 os.environ[name] = value
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux /proc)."""
-    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
-
-
-def stat_cpu_seconds(stat: str) -> float:
-    """User and system CPU time from a process's or thread's /proc stat line."""
-    fields = stat.rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of a process and its living descendants (PostgreSQL: the postmaster and its backends)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            parents[int(stat.parent.name)] = int(stat.read_text().rpartition(")")[2].split()[1])
-    tree, grown = {root}, True
-    while grown:
-        children = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grown = bool(children)
-    total = 0.0
-    for pid in tree:
-        with contextlib.suppress(OSError):
-            total += cpu_seconds(pid)
-    return total
 
 
 # Besides the services, what else spends CPU per message on these two cores, when this run started it.
@@ -252,18 +224,6 @@ def hop_latencies(ends: dict[str, tuple[float, float]], accepted: dict[str, floa
     return ", ".join(
         f"{name} p50 {statistics.median(times) * 1000:.0f} ms p99 {sorted(times)[int(len(times) * 0.99)] * 1000:.0f} ms"
         for name, times in hops.items() if times)
-
-
-def compiler_cpu_seconds(jvm: int) -> float | None:
-    """CPU time of a JVM's JIT compiler threads (named "C1 CompilerThread0" and so on); None if it has none (the
-    pid is not a JVM's)."""
-    times = []
-    for stat in Path(f"/proc/{jvm}/task").glob("*/stat"):
-        with contextlib.suppress(OSError):
-            text = stat.read_text()
-            if "CompilerThre" in text[text.index("(") : text.rindex(")")]:
-                times.append(stat_cpu_seconds(text))
-    return sum(times) if times else None
 
 
 async def warm_up(bus: Bus, store: BackboneStore, broker: int | None) -> int:

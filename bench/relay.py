@@ -61,6 +61,7 @@ from edi.services.runtime import (  # noqa: E402
     Service,
     loop,
 )
+from procstat import cpu_seconds  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 WARM = 200
@@ -85,12 +86,6 @@ class Hop:
 
 HOPS = (Hop("validator", INBOUND, ACCEPTED), Hop("router", ACCEPTED, DELIVERIES), Hop("mailbox", DELIVERIES, STATUS))
 HOP_TOPICS = (INBOUND, ACCEPTED, DELIVERIES, STATUS)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux /proc), as bench/pipeline.py reads it."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def producer(bootstrap: str) -> AIOKafkaProducer:
