@@ -43,11 +43,8 @@ _FREE_TEXT = re.compile(rb">([^<>]{12,})<")
 @pytest.fixture
 def json_logs_at_debug() -> Iterator[io.StringIO]:
     """What the process logs, as `edi run` logs it (JSON lines), at DEBUG, libraries included."""
-    configure_logging(format="json", level="DEBUG", service="test")
     logged = io.StringIO()
-    [handler] = logging.getLogger().handlers
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(logged)
+    configure_logging(format="json", level="DEBUG", service="test", stream=logged)
     yield logged
     structlog.contextvars.clear_contextvars()
     structlog.reset_defaults()
@@ -106,6 +103,7 @@ async def test_no_log_line_of_a_run_of_every_shared_sample_carries_a_payload_or_
     logged = json_logs_at_debug.getvalue()
     lines = [line for line in logged.splitlines() if line.startswith("{")]
     assert len(lines) > len(samples), "the run should have logged (JSON lines at DEBUG)"
+    assert '"event": "message accepted"' in logged, "the project's own lines should be among them"
     for line in lines:
         json.loads(line)
     leaked_ids = sorted(n for n in ids if n in logged)

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Mapping, MutableMapping
 from contextvars import ContextVar, Token
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -57,16 +57,24 @@ def fixed_keys(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMappi
 
 def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Drop payload fields and mask national identity numbers in every remaining string value."""
-    for key in [k for k in event if k in PAYLOAD_KEYS]:
+    for key in PAYLOAD_KEYS & event.keys():
         event[key] = "[payload withheld]"
-    for key, value in event.items():
-        if isinstance(value, str) and _NATIONAL_ID.search(value):
-            event[key] = _NATIONAL_ID.sub(MASK, value)
+    # One search over all the line's strings for the usual case, nothing to mask (no match spans the separator).
+    if _NATIONAL_ID.search("\0".join(value for value in event.values() if isinstance(value, str))):
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = _NATIONAL_ID.sub(MASK, value)
     return event
 
 
-def configure_logging(*, format: Format = "console", level: str = "INFO", service: str | None = None) -> None:
-    """Configure structlog and the standard library's logging (used by aiokafka, uvicorn, SQLAlchemy) alike."""
+def configure_logging(
+    *, format: Format = "console", level: str = "INFO", service: str | None = None, stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the standard library's logging (used by aiokafka, uvicorn, SQLAlchemy) alike, both
+    writing to `stream` (standard error by default). The project's own lines go straight from structlog to the
+    stream: through the standard library each line cost a LogRecord, a handler lock and a second formatting pass,
+    which made one line per accepted message about a tenth of the API's CPU per request."""
+    stream = stream or sys.stderr
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if format == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -81,12 +89,12 @@ def configure_logging(*, format: Format = "console", level: str = "INFO", servic
     if format == "json":
         shared.insert(2, fixed_keys)  # after both merges: it fills in only the keys neither gave
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        processors=[*shared, renderer],
+        logger_factory=structlog.WriteLoggerFactory(stream),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
         structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
     ]))

@@ -155,7 +155,7 @@ class Backbone:
                                   request_id=request_id, traceparent=current_traceparent() or new_traceparent())
         await self._bus.produce(ACCEPTED, self._codec.encode(accepted), key=accepted.partition_key(),
                                 headers=correlation.to_headers())
-        log.info("message accepted", message_id=str(claim.message_id), msg_id=admission.msg_id,
+        log.info("message accepted", request_id=request_id, message_id=str(claim.message_id), msg_id=admission.msg_id,
                  sender_her_id=sender, receivers=len(receivers), warnings=len(admission.warnings))
         if claim.outcome is ClaimOutcome.NEW:
             metrics.MESSAGES_ACCEPTED.labels("gateway", "api").inc()
