@@ -173,6 +173,7 @@ class BackboneStore:
         self.engine = engine
         dialect = engine.dialect.name
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._claim_insert = self._insert(t.messages).on_conflict_do_nothing().returning(t.messages.c.message_id)
         self._writes: asyncio.Queue[_Write[Any]] | None = None
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
@@ -221,18 +222,27 @@ class BackboneStore:
         return result
 
     async def _write_loop(self, writes: asyncio.Queue[_Write[Any]]) -> None:
-        # The writer keeps its connection from batch to batch: a checkout per batch costs the pool's liveness
-        # ping, a round trip per transaction. After any failure it starts again on a fresh one from the pool.
+        # The writer keeps its connections from batch to batch: a checkout per batch costs the pool's liveness
+        # ping, a round trip per transaction. After any failure it starts again on fresh ones from the pool.
+        # A batch of claims alone is one INSERT, atomic by itself, so it is made on a connection in autocommit:
+        # BEGIN and COMMIT cost the client more CPU than the INSERT (on PostgreSQL, one-claim batches took
+        # 0.29-0.38 ms with them and 0.13-0.15 ms without).
         connection: AsyncConnection | None = None
+        autocommit: AsyncConnection | None = None
         try:
             while True:
                 batch = [await writes.get()]
                 while not writes.empty() and len(batch) < _MAX_BATCH:
                     batch.append(writes.get_nowait())
                 try:
-                    connection = connection or await self.engine.connect()
-                    async with connection.begin():
-                        results = await self._run_batch(connection, batch)
+                    if all(write.kind == _CLAIM for write in batch):
+                        autocommit = autocommit or await (await self.engine.connect()).execution_options(
+                            isolation_level="AUTOCOMMIT")
+                        results = await self._run_batch(autocommit, batch)
+                    else:
+                        connection = connection or await self.engine.connect()
+                        async with connection.begin():
+                            results = await self._run_batch(connection, batch)
                 except asyncio.CancelledError:  # closing: the batch's transaction is rolled back
                     for write in batch:
                         _settle(write, StoreClosedError("the store was closed while this write was being made"))
@@ -242,7 +252,8 @@ class BackboneStore:
                     # alone, and a lone write whose held connection had gone stale (a database restart, an idle
                     # timeout) is made on one the pool has checked.
                     await _released(connection)
-                    connection = None
+                    await _released(autocommit)
+                    connection = autocommit = None
                     for write in batch:
                         try:
                             async with self.engine.begin() as single_connection:
@@ -254,6 +265,7 @@ class BackboneStore:
                     _settle(write, result)
         finally:
             await _released(connection)
+            await _released(autocommit)
 
     async def _run_batch(self, connection: AsyncConnection, batch: list[_Write[Any]]) -> list[Any]:
         """Every write of the batch, kind by kind (each kind's writes in the order they came); their results in
@@ -285,8 +297,7 @@ class BackboneStore:
 
     async def _claims(self, connection: AsyncConnection, records: list[AcceptedRecord]) -> list[Claim]:
         first = {(r.sender_her_id, r.msg_id): r for r in reversed(records)}  # the first record of each key
-        inserted = await connection.execute(
-            self._insert(t.messages).on_conflict_do_nothing().returning(t.messages.c.message_id), [
+        inserted = await connection.execute(self._claim_insert, [
                 {"message_id": r.message_id, "sender_her_id": r.sender_her_id, "msg_id": r.msg_id,
                  "sha256": r.sha256, "message_type": r.message_type, "is_apprec": r.is_apprec,
                  "accepted_at": r.accepted_at}
