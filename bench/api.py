@@ -15,10 +15,10 @@ Length body (`Poster`). aiohttp's client, measured against it at 300/s in one ru
 against 0.2 ms and doubled the p50 and p99 it reported (25 and 138 ms against 13 and 27 ms); wrk, in another, gave
 the server the same rate as `Poster`. The server logs as in production: JSON lines at INFO.
 
-Run: `uv run python bench/api.py` (the embedded bus and SQLite, zero setup), or with BENCH_BUS=kafka and
-EDI_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 for a Kafka broker (and EDI_DATABASE_URL for PostgreSQL).
-BENCH_BROKER_PID and BENCH_POSTGRES_PID name the broker's and PostgreSQL's processes, whose CPU per request is
-then printed too; with the broker's, the warm-up lasts until its JIT compiler has settled.
+Run: `uv run python bench/api.py` (the embedded bus and SQLite, zero setup), or with BENCH_BUS=kafka for Kafka and
+PostgreSQL, started here unless EDI_TEST_KAFKA_BOOTSTRAP and EDI_TEST_POSTGRES_URL name them (bench/provision.py).
+Their CPU per request is printed too, where their pids are known (BENCH_BROKER_PID for a broker named so); with
+the broker's, the warm-up lasts until its JIT compiler has settled.
 BENCH_MESSAGING=validate-only puts a Messaging that validates with the core and persists nothing behind the
 gateway instead of the Backbone: the gateway's own ceiling. BENCH_WORKERS=2 runs two server processes sharing
 the port (each its own Backbone), as a deployment runs gateway replicas. BENCH_SECONDS sets each phase's length (10).
@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from pathlib import Path
 from typing import Any, cast
 
@@ -48,6 +48,7 @@ from fastapi import FastAPI, Request, Response
 from edi.auth.dev import DevIssuer
 from edi.services.runtime import loop
 from procstat import compiler_cpu_seconds, cpu_seconds, tree_cpu_seconds
+from provision import kafka_and_postgres
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
@@ -157,13 +158,6 @@ async def fixed_rate(http: Poster, bodies: list[bytes], rate: float, seconds: fl
     return latencies
 
 
-def others() -> dict[str, int]:
-    """The broker's and PostgreSQL's pids when given (BENCH_BROKER_PID, BENCH_POSTGRES_PID): their CPU per request is
-    printed too, and the warm-up waits for the broker's JIT compiler."""
-    names = {"broker": "BENCH_BROKER_PID", "PostgreSQL": "BENCH_POSTGRES_PID"}
-    return {name: int(os.environ[variable]) for name, variable in names.items() if os.environ.get(variable)}
-
-
 async def warm_up(http: Poster, text: str, broker: int | None) -> None:
     """Connections, schema compilation and the store in a first round; then, when the broker's pid is given,
     rounds until its JIT compiler has settled."""
@@ -205,11 +199,10 @@ async def at_capacity(http: Poster, text: str, server_pids: list[int], pids: dic
     return count / elapsed
 
 
-async def measure(port: int, token: str, server_pids: list[int]) -> dict[str, Any]:
+async def measure(port: int, token: str, server_pids: list[int], pids: dict[str, int]) -> dict[str, Any]:
     text = SAMPLE.read_text(encoding="utf-8")
     http = Poster(port, {**HEADERS, "Authorization": f"Bearer {token}"})
     try:
-        pids = others()
         await warm_up(http, text, pids.get("broker"))
         rates = [await at_capacity(http, text, server_pids, pids) for _ in range(SATURATION_ROUNDS)]
         at_300 = await fixed_rate(http, [body(text) for _ in range(int(RATE * SECONDS))], RATE, SECONDS)
@@ -304,11 +297,17 @@ def free_port() -> int:
 def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"needs the shared samples and schemas at {SHARED}")
-    with tempfile.TemporaryDirectory(prefix="edi-bench-api-") as data_dir:
+    with ExitStack() as stack:
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="edi-bench-api-"))
         env = {**os.environ, "EDI_DATA_DIR": data_dir, "EDI_ENVIRONMENT": "development",
                "EDI_SCHEMA_DIRS": str(SHARED / "standards")}
+        pids: dict[str, int] = {}
         if os.environ.get("BENCH_BUS") == "kafka":
-            env |= {"EDI_BUS": "kafka", "EDI_BUS_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}"}
+            infrastructure = stack.enter_context(kafka_and_postgres())
+            pids = infrastructure.pids
+            env |= {"EDI_BUS": "kafka", "EDI_BUS_NAMESPACE": f"bench-{uuid.uuid4().hex[:8]}",
+                    "EDI_KAFKA_BOOTSTRAP_SERVERS": infrastructure.bootstrap_servers,
+                    "EDI_KAFKA_REPLICATION_FACTOR": "1", "EDI_DATABASE_URL": infrastructure.database_url}
         issuer = DevIssuer.load_or_create(Path(data_dir))  # before the server starts, so both use this key
         token = issuer.issue([SENDER], audience="nhn:msh", scope="nhn:msh/api")
         port = free_port()
@@ -319,7 +318,7 @@ def main() -> None:
         ]
         try:
             wait_until_up(port, servers)
-            figures = loop.run(measure(port, token, [server.pid for server in servers]))
+            figures = loop.run(measure(port, token, [server.pid for server in servers], pids))
         finally:
             for server in servers:
                 server.terminate()

@@ -50,6 +50,7 @@ from edi.services.store import BackboneSettings, BackboneStore  # noqa: E402
 from edi.services.store import tables as t  # noqa: E402
 from edi.settings import ValidationSettings  # noqa: E402
 from procstat import compiler_cpu_seconds, cpu_seconds, tree_cpu_seconds  # noqa: E402
+from provision import kafka_and_postgres  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
 BUSES = os.environ.get("BENCH_BUSES", "kafka,embedded").split(",")  # e.g. only kafka while tuning
@@ -298,8 +299,6 @@ async def measure(bus_kind: str, others: Others) -> dict[str, float]:
 
 def main() -> None:
     configure_logging(level="WARNING")
-    from tests.support.kafka import SERVER_JVM_FLAGS, provision_broker
-    from tests.support.postgres import provision_server
 
     print(f"{MESSAGES} messages of {SIZE} bytes for throughput; {LATENCY_RATE:.0f}/s for {LATENCY_SECONDS:.0f} s "
           "for latency; services as processes: "
@@ -308,22 +307,9 @@ def main() -> None:
     print(f"bare validation (same 8 KB document, one thread): {bare:.0f}/s")
     results: dict[str, dict[str, float]] = {}
     if "kafka" in BUSES:
-        broker = provision_broker(SERVER_JVM_FLAGS)  # as Kafka's own scripts run a broker
-        postgres = provision_server()
-        try:
-            others: Others = {}
-            if (process := getattr(broker, "process", None)) is not None:
-                others["broker"] = process.pid
-            elif "BENCH_BROKER_PID" in os.environ:  # a broker this run did not start (EDI_TEST_KAFKA_BOOTSTRAP)
-                others["broker"] = int(os.environ["BENCH_BROKER_PID"])
-            if (data_dir := getattr(postgres, "data_dir", None)) is not None:
-                others["PostgreSQL"] = int((data_dir / "postmaster.pid").read_text().split()[0])
-            with installation("kafka", broker.bootstrap_servers, postgres.create_database()):
-                results["kafka"] = loop.run(measure("kafka", others))
-        finally:
-            postgres.drop_created_databases()
-            postgres.close()
-            broker.close()
+        with kafka_and_postgres() as infrastructure, installation(
+                "kafka", infrastructure.bootstrap_servers, infrastructure.database_url):
+            results["kafka"] = loop.run(measure("kafka", infrastructure.pids))
     if "embedded" in BUSES:
         with installation("embedded", None):
             results["embedded"] = loop.run(measure("embedded", {}))
