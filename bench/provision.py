@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -25,6 +26,16 @@ class Infrastructure:
     pids: dict[str, int] = field(default_factory=dict)
 
 
+def broker_pid(broker: Any) -> int | None:
+    """The broker's pid when this run started it (tests.support.kafka.LocalKafka), else BENCH_BROKER_PID if set
+    (a broker run elsewhere on this machine, e.g. `ss -ltnp 'sport = :PORT'` names it), else None."""
+    process = getattr(broker, "process", None)
+    if process is not None:
+        return int(process.pid)
+    given = os.environ.get("BENCH_BROKER_PID")
+    return int(given) if given else None
+
+
 @contextmanager
 def kafka_and_postgres() -> Iterator[Infrastructure]:
     broker = provision_broker(SERVER_JVM_FLAGS)  # as Kafka's own scripts run a broker
@@ -32,10 +43,8 @@ def kafka_and_postgres() -> Iterator[Infrastructure]:
         postgres = provision_server()
         try:
             infrastructure = Infrastructure(broker.bootstrap_servers, postgres.create_database())
-            if (process := getattr(broker, "process", None)) is not None:
-                infrastructure.pids["broker"] = process.pid
-            elif "BENCH_BROKER_PID" in os.environ:  # a broker this run did not start (EDI_TEST_KAFKA_BOOTSTRAP)
-                infrastructure.pids["broker"] = int(os.environ["BENCH_BROKER_PID"])
+            if (pid := broker_pid(broker)) is not None:
+                infrastructure.pids["broker"] = pid
             if (data_dir := getattr(postgres, "data_dir", None)) is not None:
                 infrastructure.pids["PostgreSQL"] = int((data_dir / "postmaster.pid").read_text().split()[0])
             yield infrastructure

@@ -311,25 +311,17 @@ async def measure(variant: str, bootstrap: str, broker_pid: int | None) -> dict[
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
-def broker_pid_of(broker: Any) -> int | None:
-    """The broker's pid when this run started it (tests.support.kafka.LocalKafka), else BENCH_BROKER_PID if set
-    (a broker run elsewhere on this machine, e.g. `ss -ltnp 'sport = :PORT'` names it), else None."""
-    process = getattr(broker, "process", None)
-    if process is not None:
-        return int(process.pid)
-    given = os.environ.get("BENCH_BROKER_PID")
-    return int(given) if given else None
-
-
 def main() -> None:
     configure_logging(level="WARNING")
     from tests.support.kafka import SERVER_JVM_FLAGS, provision_broker
+
+    from provision import broker_pid
 
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}: {MESSAGES} records of {SIZE} bytes through three relay "
           f"processes ({', '.join(f'{h.source} -> {h.target}' for h in HOPS)}), {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     broker = provision_broker(SERVER_JVM_FLAGS)  # as Kafka's own scripts run a broker
-    pid = broker_pid_of(broker)
+    pid = broker_pid(broker)
     print(f"broker: {broker.description}" + ("" if pid is not None else " (its pid is unknown here: CPU n/a)"),
           flush=True)
     results: dict[str, dict[str, Any]] = {}

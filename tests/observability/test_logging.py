@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -74,3 +75,14 @@ def test_a_handled_records_keys_reach_its_lines_and_the_calls_own_keys_win(capsy
     assert (handling["service"], handling["topic"], handling["offset"], handling["msg_id"]) == (
         "router", "edi.accepted", 7, "from-call")
     assert (idle["service"], idle["topic"], idle["offset"]) == ("edi", None, None)
+
+
+def test_a_line_that_cannot_be_rendered_or_written_never_fails_the_code_that_logged_it() -> None:
+    stream = io.StringIO()
+    configure_logging(format="json", stream=stream)
+    log = structlog.get_logger("t")
+    log.info("odd", by_pair={("a", 1): "x"})  # a key JSON cannot hold
+    [line] = lines(stream.getvalue())
+    assert (line["event"], line["error"], line["level"]) == ("a log line could not be rendered", "TypeError", "info")
+    stream.close()
+    log.info("after the stream was closed")  # dropped, as the standard library's handlers drop it

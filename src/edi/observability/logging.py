@@ -7,6 +7,7 @@ looks like a Norwegian national identity number is masked, whatever field it hid
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -67,6 +68,31 @@ def scrub(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[st
     return event
 
 
+class _Lines(structlog.WriteLogger):
+    """Writes each rendered line to the stream. As the standard library's handlers do, a line that cannot be
+    written (a closed or broken stream) is dropped rather than raised into the code that logged it: a request
+    whose message is already on the bus must not fail for its log line."""
+
+    def msg(self, message: str) -> None:
+        with contextlib.suppress(Exception):
+            super().msg(message)
+
+    log = debug = info = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+
+def _never_raising(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
+    """The renderer, with a short line in place of one it cannot render (a value JSON cannot hold, say)."""
+
+    def render(logger: Any, name: str, event: MutableMapping[str, Any]) -> Any:
+        try:
+            return renderer(logger, name, event)
+        except Exception as exc:
+            return renderer(logger, name, {"event": "a log line could not be rendered", "level": name,
+                                           "error": type(exc).__name__})
+
+    return render
+
+
 def configure_logging(
     *, format: Format = "console", level: str = "INFO", service: str | None = None, stream: TextIO | None = None,
 ) -> None:
@@ -89,8 +115,8 @@ def configure_logging(
     if format == "json":
         shared.insert(2, fixed_keys)  # after both merges: it fills in only the keys neither gave
     structlog.configure(
-        processors=[*shared, renderer],
-        logger_factory=structlog.WriteLoggerFactory(stream),
+        processors=[*shared, _never_raising(renderer)],
+        logger_factory=lambda *_: _Lines(stream),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )

@@ -174,6 +174,8 @@ class BackboneStore:
         dialect = engine.dialect.name
         self._insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
         self._claim_insert = self._insert(t.messages).on_conflict_do_nothing().returning(t.messages.c.message_id)
+        # Claims alone in autocommit on PostgreSQL only: an in-memory SQLite database has one connection for all.
+        self._claims_autocommit = dialect == "postgresql"
         self._writes: asyncio.Queue[_Write[Any]] | None = None
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
@@ -224,9 +226,9 @@ class BackboneStore:
     async def _write_loop(self, writes: asyncio.Queue[_Write[Any]]) -> None:
         # The writer keeps its connections from batch to batch: a checkout per batch costs the pool's liveness
         # ping, a round trip per transaction. After any failure it starts again on fresh ones from the pool.
-        # A batch of claims alone is one INSERT, atomic by itself, so it is made on a connection in autocommit:
-        # BEGIN and COMMIT cost the client more CPU than the INSERT (on PostgreSQL, one-claim batches took
-        # 0.29-0.38 ms with them and 0.13-0.15 ms without).
+        # On PostgreSQL a batch of claims alone is one INSERT, atomic by itself, so it is made on a connection in
+        # autocommit: BEGIN and COMMIT cost the client more CPU than the INSERT (one-claim batches took 0.29-0.38 ms
+        # with them and 0.13-0.15 ms without).
         connection: AsyncConnection | None = None
         autocommit: AsyncConnection | None = None
         try:
@@ -235,15 +237,17 @@ class BackboneStore:
                 while not writes.empty() and len(batch) < _MAX_BATCH:
                     batch.append(writes.get_nowait())
                 try:
-                    if all(write.kind == _CLAIM for write in batch):
-                        autocommit = autocommit or await (await self.engine.connect()).execution_options(
-                            isolation_level="AUTOCOMMIT")
+                    if self._claims_autocommit and all(write.kind == _CLAIM for write in batch):
+                        if autocommit is None:
+                            autocommit = await self.engine.connect()  # held before it is set up: released on error
+                            await autocommit.execution_options(isolation_level="AUTOCOMMIT")
                         results = await self._run_batch(autocommit, batch)
                     else:
                         connection = connection or await self.engine.connect()
                         async with connection.begin():
                             results = await self._run_batch(connection, batch)
-                except asyncio.CancelledError:  # closing: the batch's transaction is rolled back
+                except asyncio.CancelledError:  # closing: the batch's transaction is rolled back (claims made in
+                    # autocommit stay, and a sender's retry of one is accepted as the same message)
                     for write in batch:
                         _settle(write, StoreClosedError("the store was closed while this write was being made"))
                     raise
