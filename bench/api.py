@@ -47,7 +47,7 @@ from fastapi import FastAPI, Request, Response
 
 from edi.auth.dev import DevIssuer
 from edi.services.runtime import loop
-from procstat import compiler_cpu_seconds, cpu_seconds, tree_cpu_seconds
+from procstat import JIT_SETTLED, CompilerLoad, CpuMeter
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLE = (SHARED / "samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar"
@@ -62,11 +62,10 @@ RATE = float(os.environ.get("BENCH_RATE", "300"))
 # measured in rounds, each printed, and the JSON line gives their median.
 SATURATION_ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 MAX_RATE = 3000  # bodies made per second of a round: more than any configuration has reached
-# Warm-up: rounds of saturation until the broker's JIT compiler threads use under JIT_SETTLED of a core (a fresh
-# broker's compile for a minute or more, which a broker in service has long done with), at most WARM_UP_MAX_ROUNDS.
+# Warm-up: rounds of saturation until the broker's JIT compiler threads use under JIT_SETTLED of a core, at most
+# WARM_UP_MAX_ROUNDS.
 WARM_UP_ROUND_S = 5.0
 WARM_UP_MAX_ROUNDS = 12
-JIT_SETTLED = 0.05
 HEADERS = {"api-version": "2", "nhn-source-system": "bench/api.py", "content-type": "application/json"}
 
 
@@ -160,21 +159,22 @@ async def fixed_rate(http: Poster, bodies: list[bytes], rate: float, seconds: fl
 async def warm_up(http: Poster, text: str, broker: int | None) -> None:
     """Connections, schema compilation and the store in a first round; then, when the broker's pid is given,
     rounds until its JIT compiler has settled."""
-    compiled = compiler_cpu_seconds(broker) if broker else None
-    if broker and compiled is None:
+    load = CompilerLoad(broker) if broker else None
+    if load and not load.present:
         print(f"warm-up: process {broker} has no JIT compiler threads; one round only")
+    settling = load is not None and load.present
     sent, share = 0, 1.0
-    for round_number in range(WARM_UP_MAX_ROUNDS if compiled is not None else 1):
+    for round_number in range(WARM_UP_MAX_ROUNDS if settling else 1):
         bodies = [body(text) for _ in range(int(WARM_UP_ROUND_S * MAX_RATE))]
-        began = time.monotonic()  # after the bodies are made: the compiler's share of the round's load alone
+        if load:
+            load.start()  # after the bodies are made: the compiler's share of the round's load alone
         sent += (await saturate(http, bodies, WARM_UP_ROUND_S))[0]
-        if broker and compiled is not None:
-            now = compiler_cpu_seconds(broker) or 0.0
-            share, compiled = (now - compiled) / (time.monotonic() - began), now
+        if load and settling:
+            share = load.share()
             if share < JIT_SETTLED and round_number > 0:
                 break
     print(f"warm-up: {sent} requests" + (f", the broker's JIT compiler at {share:.0%} of a core in the last round"
-                                         if broker and compiled is not None else ""))
+                                         if settling else ""))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -185,16 +185,11 @@ def percentile(values: list[float], fraction: float) -> float:
 async def at_capacity(http: Poster, text: str, server_pids: list[int], pids: dict[str, int]) -> float:
     """One round of saturation with fresh bodies: prints its figures, returns its requests a second."""
     bodies = [body(text) for _ in range(int(MAX_RATE * SECONDS))]
-    servers_before, generator_before = sum(map(cpu_seconds, server_pids)), time.process_time()
-    others_before = {name: tree_cpu_seconds(pid) for name, pid in pids.items()}
+    meter = CpuMeter({"server processes": server_pids}, pids, "this load generator")
     count, elapsed, latencies = await saturate(http, bodies, SECONDS)
-    servers_ms = (sum(map(cpu_seconds, server_pids)) - servers_before) / count * 1000
-    generator_ms = (time.process_time() - generator_before) / count * 1000
-    others_ms = "".join(f", {name} {(tree_cpu_seconds(pid) - others_before[name]) / count * 1000:.2f} ms"
-                        for name, pid in pids.items())
     print(f"POST /Messages, 8 KB documents, {CONCURRENCY} in flight: {count / elapsed:,.0f} requests/s "
           f"(p50 {percentile(latencies, 0.5):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms); CPU per "
-          f"request: server processes {servers_ms:.2f} ms, this load generator {generator_ms:.2f} ms{others_ms}")
+          f"request: {meter.per_message(count)}")
     return count / elapsed
 
 

@@ -49,7 +49,7 @@ from edi.services.runtime import loop  # noqa: E402
 from edi.services.store import BackboneSettings, BackboneStore  # noqa: E402
 from edi.services.store import tables as t  # noqa: E402
 from edi.settings import ValidationSettings  # noqa: E402
-from procstat import compiler_cpu_seconds, cpu_seconds, tree_cpu_seconds  # noqa: E402
+from procstat import JIT_SETTLED, CompilerLoad, CpuMeter  # noqa: E402
 from provision import kafka_and_postgres  # noqa: E402
 
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20000"))
@@ -74,7 +74,6 @@ PACE_TICK_S = 0.01
 # minute or more, which a broker in service has long done with.
 WARM_UP_ROUND = 2000
 WARM_UP_MAX_ROUNDS = 20
-JIT_SETTLED = 0.05  # the compiler threads' share of one core over a round
 
 
 def documents(count: int, run: str) -> list[bytes]:
@@ -122,25 +121,11 @@ def installation(bus_kind: str, bootstrap: str | None, database_url: str | None 
 Others = dict[str, int]  # name -> root pid, its CPU counted with its descendants
 
 
-class CpuMeter:
+def service_meter(bus_kind: str, processes: list[asyncio.subprocess.Process], others: Others) -> CpuMeter:
     """CPU time each service process, each of the others and this bench spend over one phase of the run."""
-
-    def __init__(self, bus_kind: str, processes: list[asyncio.subprocess.Process], others: Others) -> None:
-        self._names = ["+".join(services) for services in LAYOUTS[bus_kind]]
-        self._pids = [process.pid for process in processes]
-        self._others = others
-        self._began = self._read()
-
-    def _read(self) -> dict[str, float]:
-        return ({name: cpu_seconds(pid) for name, pid in zip(self._names, self._pids, strict=True)}
-                | {name: tree_cpu_seconds(pid) for name, pid in self._others.items()}
-                | {"this bench (producer, counting)": time.process_time()})
-
-    def per_message(self, messages: int) -> str:
-        spent = {name: seconds - self._began[name] for name, seconds in self._read().items()}
-        total = sum(spent.values()) / messages * 1000
-        return ", ".join(f"{name} {seconds / messages * 1000:.2f} ms" for name, seconds in spent.items()) + (
-            f"; in all {total:.2f} ms")
+    names = ["+".join(services) for services in LAYOUTS[bus_kind]]
+    return CpuMeter({name: [process.pid] for name, process in zip(names, processes, strict=True)}, others,
+                    "this bench (producer, counting)")
 
 
 async def delivered(store: BackboneStore) -> int:
@@ -229,17 +214,19 @@ def hop_latencies(ends: dict[str, tuple[float, float]], accepted: dict[str, floa
 
 async def warm_up(bus: Bus, store: BackboneStore, broker: int | None) -> int:
     """Messages sent through the pipeline until it is warm (see WARM_UP_ROUND); returns how many."""
-    if broker and compiler_cpu_seconds(broker) is None:
+    load = CompilerLoad(broker) if broker else None
+    if load and not load.present:
         print(f"warm-up: process {broker} has no JIT compiler threads; warming for all {WARM_UP_MAX_ROUNDS} rounds")
     size, rounds = (WARM_UP_ROUND, WARM_UP_MAX_ROUNDS) if broker else (200, 1)
     sent, share = 0, 1.0
     for round_number in range(rounds):
-        compiled_before, began = (compiler_cpu_seconds(broker) if broker else None), time.monotonic()
+        if load:
+            load.start()
         await produce_fast(bus, documents(size, f"warm{round_number}"))
         sent += size
         await wait_for(store, sent, 120)
-        if broker and compiled_before is not None:
-            share = ((compiler_cpu_seconds(broker) or 0.0) - compiled_before) / (time.monotonic() - began)
+        if load and load.present:
+            share = load.share()
             if share < JIT_SETTLED and round_number > 0:  # the first round also has the groups joining
                 break
     print(f"warm-up: {sent} messages" + (f", the broker's JIT compiler at {share:.0%} of a core in the last "
@@ -262,7 +249,7 @@ async def measure(bus_kind: str, others: Others) -> dict[str, float]:
         warm = await warm_up(bus, store, others.get("broker"))
 
         payloads = documents(MESSAGES, "throughput")
-        meter = CpuMeter(bus_kind, processes, others)
+        meter = service_meter(bus_kind, processes, others)
         began = time.monotonic()
         await produce_fast(bus, payloads)
         produced_s = time.monotonic() - began
@@ -273,7 +260,7 @@ async def measure(bus_kind: str, others: Others) -> dict[str, float]:
         print(f"{bus_kind:8s} CPU per message: {meter.per_message(MESSAGES)}")
 
         paced = documents(int(LATENCY_RATE * LATENCY_SECONDS), "latency")
-        meter = CpuMeter(bus_kind, processes, others)
+        meter = service_meter(bus_kind, processes, others)
         await produce_paced(bus, paced, LATENCY_RATE)
         await wait_for(store, warm + MESSAGES + len(paced), 300)
         print(f"{bus_kind:8s} CPU per message at {LATENCY_RATE:.0f}/s: {meter.per_message(len(paced))}")

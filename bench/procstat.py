@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+# A JVM's JIT compiler threads under this share of a core over a warm-up round: it has compiled its hot paths
+# (a fresh broker's take a quarter of a core for a minute or more, which a broker in service has long done with).
+JIT_SETTLED = 0.05
 
 
 def stat_cpu_seconds(stat: str) -> float:
@@ -47,3 +53,39 @@ def compiler_cpu_seconds(jvm: int) -> float | None:
             if "CompilerThre" in text[text.index("(") : text.rindex(")")]:
                 times.append(stat_cpu_seconds(text))
     return sum(times) if times else None
+
+
+class CompilerLoad:
+    """The share of a core a JVM's JIT compiler threads used between `start` and `share`."""
+
+    def __init__(self, jvm: int) -> None:
+        self.jvm = jvm
+        self.present = compiler_cpu_seconds(jvm) is not None  # False: the pid is not a JVM's
+        self._began = (0.0, time.monotonic())
+
+    def start(self) -> None:
+        self._began = (compiler_cpu_seconds(self.jvm) or 0.0, time.monotonic())
+
+    def share(self) -> float:
+        seconds, at = self._began
+        return ((compiler_cpu_seconds(self.jvm) or 0.0) - seconds) / (time.monotonic() - at)
+
+
+class CpuMeter:
+    """CPU time spent over one phase of a benchmark, per message: by each named group of processes, by each named
+    process tree (a root with its descendants: PostgreSQL's postmaster and backends) and by this process."""
+
+    def __init__(self, processes: Mapping[str, Sequence[int]], trees: Mapping[str, int], this: str) -> None:
+        self._processes, self._trees, self._this = processes, trees, this
+        self._began = self._read()
+
+    def _read(self) -> dict[str, float]:
+        return ({name: sum(map(cpu_seconds, pids)) for name, pids in self._processes.items()}
+                | {name: tree_cpu_seconds(pid) for name, pid in self._trees.items()}
+                | {self._this: time.process_time()})
+
+    def per_message(self, messages: int) -> str:
+        spent = {name: seconds - self._began[name] for name, seconds in self._read().items()}
+        total = sum(spent.values()) / messages * 1000
+        return ", ".join(f"{name} {seconds / messages * 1000:.2f} ms" for name, seconds in spent.items()) + (
+            f"; in all {total:.2f} ms")

@@ -114,9 +114,10 @@ def configure_logging(
     ]
     if format == "json":
         shared.insert(2, fixed_keys)  # after both merges: it fills in only the keys neither gave
+    lines = _Lines(stream)  # one for every logger: it holds only the stream and its lock
     structlog.configure(
         processors=[*shared, _never_raising(renderer)],
-        logger_factory=lambda *_: _Lines(stream),
+        logger_factory=lambda *_: lines,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,
     )
