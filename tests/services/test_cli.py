@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from edi.auth.dev import DevIssuer
 from edi.client import EdiClient
 from edi.services.gateway.settings import TokenSettings
+from tests.cli.test_edi_schemas import partial_standards, unwrapped
 from tests.services.conftest import APPRECS, party, seed_registry
 from tests.services.documents import DIALOG, DIALOG_SPEC, RECEIVER, SENDER
 from tests.services.processes import ServiceProcess
@@ -48,16 +50,7 @@ async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_ref
     data_dir = tmp_path / "fresh"
     env = {k: v for k, v in os.environ.items() if k != "EDI_DATA_DIR"}  # as a newcomer: --data-dir only
     port = free_port()
-    up = await asyncio.create_subprocess_exec(
-        str(BIN / "edi"), "up", "--data-dir", str(data_dir), "--port", str(port), env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    try:
-        assert up.stdout is not None
-        banner = ""
-        while "Try it" not in banner:
-            line = await asyncio.wait_for(up.stdout.readline(), 60)
-            assert line, f"edi up ended early:\n{banner}"
-            banner += line.decode()
+    async with edi_up("--data-dir", str(data_dir), "--port", str(port), env=env) as banner:
         assert f"data directory  {data_dir.resolve()}" in banner
         assert "demo parties imported" in banner and f"http://127.0.0.1:{port}" in banner
 
@@ -85,10 +78,53 @@ async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_ref
         async with httpx.AsyncClient() as client:
             answer = await client.get(f"http://127.0.0.1:{port}/Messages", params={"receiverHerIds": RECEIVER})
         assert answer.status_code == 401  # the API is up and wants a token
+
+
+@contextlib.asynccontextmanager
+async def edi_up(*args: str, env: dict[str, str]) -> AsyncIterator[str]:
+    """`edi up` with these arguments, running until the block ends: its banner, up to "Try it"; then Ctrl-C
+    (SIGINT) stops it."""
+    up = await asyncio.create_subprocess_exec(
+        str(BIN / "edi"), "up", *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        assert up.stdout is not None
+        banner = ""
+        while "Try it" not in banner:
+            line = await asyncio.wait_for(up.stdout.readline(), 60)
+            assert line, f"edi up ended early:\n{banner}"
+            banner += line.decode()
+        yield banner
     finally:
         up.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(up.wait(), 30)
     assert code in (0, -signal.SIGINT, 130)
+
+
+@pytest.mark.parametrize("bus_kind", ["embedded"])
+async def test_edi_up_says_what_each_schema_set_validates_and_what_is_not_validated(
+    installation: dict[str, str], tmp_path: Path,
+) -> None:
+    partial = partial_standards(tmp_path)  # the published set without PLO, MsgHead, AppRec and Dialogmelding
+    env = {k: v for k, v in os.environ.items() if k not in ("EDI_DATA_DIR", "EDI_SCHEMA_DIRS")}
+    port = free_port()
+    args = ("--data-dir", str(tmp_path / "data"), "--port", str(port), "--schemas", str(partial))
+    async with edi_up(*args, env=env) as banner, httpx.AsyncClient() as client:
+        for _ in range(150):  # the banner comes just before the HTTP API listens
+            with contextlib.suppress(httpx.TransportError):
+                ready = (await client.get(f"http://127.0.0.1:{port}/readyz")).json()
+                break
+            await asyncio.sleep(0.2)
+    schemas = unwrapped(banner[banner.index("Schemas:"):banner.index("Try it")].splitlines())
+    assert "  validated by built-in schemas: MsgHead 1.2, AppRec 1.0/1.1" in schemas
+    assert f"  validated by {partial}: Svarrapport 1.2/1.3/1.4, Epikrise 1.0/1.1/1.2, Henvisning 1.0/1.1/2.0" in (
+        schemas)
+    not_validated = schemas[schemas.index("  not validated (no schema installed): PLO "):]
+    assert "PLO Pasientlogistikk 1.5/1.6" in not_validated and "Henvisning" not in not_validated
+    assert "accepted with a warning (EDI-SCH-002)" in not_validated and "--schemas DIR or EDI_SCHEMA_DIRS" in (
+        not_validated)
+    # The same, as the structured log line at start, and in /readyz's details (still ready).
+    assert "standards not validated: no schema installed" in banner and "PLO Pasientlogistikk 1.6" in banner
+    assert "PLO Pasientlogistikk 1.5/1.6" in ready["details"]["schemas"]
 
 
 @pytest.mark.parametrize("bus_kind", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])

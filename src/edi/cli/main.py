@@ -10,6 +10,7 @@ from edi.cli.errors import errors
 from edi.cli.inbox import inbox
 from edi.cli.ops import app as ops
 from edi.cli.run import run
+from edi.cli.schemas import schemas
 from edi.cli.send import send
 from edi.cli.up import up
 from edi.cli.validate import validate
@@ -21,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(validate)
+app.command()(schemas)
 app.command()(errors)
 app.command()(run)
 app.command()(up)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from edi.cli.schemas import HINT, SchemaDirs, validator_or_exit
+from edi.core.catalog import BUILT_IN, Coverage, grouped_labels
 from edi.observability.logging import configure_logging
 from edi.services.runtime import loop
 from edi.services.up import Started
@@ -20,13 +23,16 @@ def up(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Where the bus, stores, registry and blobs live (default EDI_DATA_DIR, else ./.edi-data).",
     )] = None,
+    schemas: SchemaDirs = None,
 ) -> None:
     """Run the whole backbone in this process until Ctrl-C: every service, the capability registry (with demo
     parties on first start) and the HTTP API. EDI_BUS=kafka, EDI_DATABASE_URL and friends switch parts to
-    Kafka or PostgreSQL."""
+    Kafka or PostgreSQL. Exit 2 when a schema directory does not exist or does not compile."""
+    # Compiled before anything starts: a broken schema set is the operator's to fix now, not a sender's surprise.
+    validator = validator_or_exit(schemas, compile_all=True)
     configure_logging(format="json" if os.environ.get("EDI_LOG_FORMAT") == "json" else "console",
                       level=os.environ.get("EDI_LOG_LEVEL", "WARNING"))
-    loop.run(run_up(host_name=host, port=port, data_dir=data_dir, started=_announce))
+    loop.run(run_up(host_name=host, port=port, data_dir=data_dir, started=_announce, validator=validator))
 
 
 def _announce(started: Started) -> None:
@@ -39,6 +45,8 @@ def _announce(started: Started) -> None:
             f"  ({started.demo_parties} demo parties imported; `kapreg parties list`)" if started.demo_parties else ""),
         f"  blobs           {started.blobs}",
         f"  HTTP API        {started.api_url + ' (EDI 2.0 v2)' if started.api_url else 'not installed'}",
+        "Schemas:",
+        *schema_lines(started.schemas, require_schemas=started.require_schemas),
         "Try it:",
         "  edi send ../shared/samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar/"
         "dialog-notat-webmed-test.xml",
@@ -48,3 +56,39 @@ def _announce(started: Started) -> None:
         lines += [f"(other commands find this data directory with --data-dir {started.data_dir} or EDI_DATA_DIR)"]
     typer.echo("\n".join(lines))
     loop.freeze_startup_objects()  # started: see the function
+
+
+def schema_lines(coverage: Coverage, *, require_schemas: bool) -> list[str]:
+    """The banner's account of validation: the known standards each schema set validates, then those that no
+    installed schema validates, with what that means and what to do about it."""
+    lines: list[str] = []
+    for schema_set in coverage.sets():
+        if schema_set.name == BUILT_IN:
+            if schema_set.standards:  # none when configured sets shadow them all: nothing to say
+                lines += _listed("validated by built-in schemas:", grouped_labels(schema_set.standards))
+            continue
+        # A configured set is always named, so that an operator sees it was read, even when it adds nothing known.
+        names = grouped_labels(schema_set.standards) or ["no known standard"]
+        if schema_set.others:
+            names.append(f"and {len(schema_set.others)} other namespaces (`edi schemas` lists them)")
+        lines += _listed(f"validated by {schema_set.name}:", names)
+    if coverage.missing:
+        lines += _listed("not validated (no schema installed):", grouped_labels(coverage.missing))
+        outcome = ("EDI_REQUIRE_SCHEMAS is set: documents with such a part are refused (T10)." if require_schemas
+                   else "Documents with such a part are accepted with a warning (EDI-SCH-002).")
+        lines += textwrap.wrap(f"{outcome} {HINT}", width=_WIDTH, initial_indent=" " * 4, subsequent_indent=" " * 6)
+    return lines
+
+
+_WIDTH = 116
+
+
+def _listed(head: str, names: list[str]) -> list[str]:
+    """`head` and the names, comma-separated and wrapped between names, never inside one."""
+    items = [f"{name}," for name in names[:-1]] + names[-1:]
+    lines = [f"  {head}"]
+    for item in items:
+        if len(lines[-1]) + 1 + len(item) > _WIDTH:
+            lines.append("     ")
+        lines[-1] += f" {item}"
+    return lines

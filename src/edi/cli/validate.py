@@ -11,40 +11,31 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edi.cli.schemas import SchemaDirs, usage_error, validator_or_exit
 from edi.core.catalog import SchemaCompileError
 from edi.core.problems import Problem
 from edi.core.validation import ValidationReport
-from edi.settings import ValidationSettings
 
-EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+EXIT_VALID, EXIT_INVALID = 0, 1
 
 
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Message files, or directories searched for *.xml.")],
-    schemas: Annotated[
-        list[Path] | None,
-        typer.Option("--schemas", help="A directory with a published XSD set (repeatable); adds to EDI_SCHEMA_DIRS."),
-    ] = None,
+    schemas: SchemaDirs = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file, one per line.")] = False,
 ) -> None:
     """Validate messages: exit 0 when every file is valid, 1 when some file is invalid or could not be fully
     validated (a part's schema is not installed), 2 on a usage error."""
     console = Console(highlight=False, soft_wrap=True)
-    errors = Console(stderr=True, soft_wrap=True)
-    files = list(_message_files(paths, errors))
-    try:
-        validator = ValidationSettings().validator(schemas)
-    except SchemaCompileError as exc:
-        errors.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(EXIT_USAGE) from None
+    files = list(_message_files(paths))
+    validator = validator_or_exit(schemas, compile_all=False)  # one file needs few of the schemas
     all_valid = True
     counts = {True: 0, False: 0, None: 0}
     for file in files:
         try:
             report = validator.validate(file.read_bytes())
         except SchemaCompileError as exc:
-            errors.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(EXIT_USAGE) from None
+            usage_error(str(exc))
         counts[report.valid] += 1
         all_valid &= report.valid is True
         if as_json:
@@ -59,15 +50,14 @@ def validate(
     raise typer.Exit(EXIT_VALID if all_valid else EXIT_INVALID)
 
 
-def _message_files(paths: list[Path], errors: Console) -> Iterator[Path]:
+def _message_files(paths: list[Path]) -> Iterator[Path]:
     for path in paths:
         if path.is_dir():
             yield from sorted(p for p in path.rglob("*.xml") if p.is_file())
         elif path.is_file():
             yield path
         else:
-            errors.print(f"[red]error:[/red] no such file or directory: {escape(str(path))}")
-            raise typer.Exit(EXIT_USAGE)
+            usage_error(f"no such file or directory: {path}")
 
 
 def report_json(file: Path, report: ValidationReport) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from edi.core.standards import Role, standard_for
+from edi.core.standards import STANDARDS, Role, Standard, standard_for
 
 _XSD = "{http://www.w3.org/2001/XMLSchema}"
 _CATALOG_NS = "{urn:oasis:names:tc:entity:xmlns:xml:catalog}"
@@ -67,14 +67,27 @@ def _read_xml_catalog(directory: Path) -> dict[str, Path]:
     return mapping
 
 
+BUILT_IN = "built-in"  # the name of the project's own schema set, where a configured one is named by its path
+
+
 @dataclass(frozen=True, slots=True)
 class SchemaSource:
     namespace: str
     path: Path
     resolver_mapping: dict[str, Path] = field(hash=False, compare=False)
+    directory: Path | None = None  # the configured directory the schema was found in; None: the built-in set
+
+    @property
+    def schema_set(self) -> str:
+        return BUILT_IN if self.directory is None else str(self.directory)
+
+    @property
+    def file(self) -> Path:
+        """The schema's file within its set."""
+        return self.path.relative_to(self.directory or builtin_schema_dir())
 
 
-def _index_directory(directory: Path) -> dict[str, SchemaSource]:
+def _index_directory(directory: Path, *, configured: bool) -> dict[str, SchemaSource]:
     """targetNamespace -> the top-level XSD for it: the file that declares the namespace's root element."""
     mapping = _read_xml_catalog(directory)
     candidates: dict[str, list[tuple[int, Path]]] = {}
@@ -92,7 +105,8 @@ def _index_directory(directory: Path) -> dict[str, SchemaSource]:
         rank = 0 if standard and standard.root in elements else 1
         candidates.setdefault(namespace, []).append((rank, path))
     return {
-        ns: SchemaSource(ns, min(paths, key=lambda item: (item[0], len(item[1].parts)))[1], mapping)
+        ns: SchemaSource(ns, min(paths, key=lambda item: (item[0], len(item[1].parts)))[1], mapping,
+                         directory if configured else None)
         for ns, paths in candidates.items()
     }
 
@@ -106,9 +120,10 @@ class SchemaCatalog:
             if not directory.is_dir():
                 raise SchemaCompileError(f"schema directory {directory} does not exist")
         sources: dict[str, SchemaSource] = {}
-        ordered: Iterable[Path] = (*self.directories, *( [builtin_schema_dir()] if include_builtin else []))
-        for directory in reversed(tuple(ordered)):
-            sources.update(_index_directory(directory))  # earlier directories override later ones
+        if include_builtin:
+            sources.update(_index_directory(builtin_schema_dir(), configured=False))
+        for directory in reversed(self.directories):
+            sources.update(_index_directory(directory, configured=True))  # earlier directories override later ones
         self._sources = sources
         self._compiled: dict[str, etree.XMLSchema] = {}
         self._lock = threading.Lock()
@@ -123,6 +138,22 @@ class SchemaCatalog:
     def source(self, namespace: str) -> SchemaSource | None:
         return self._sources.get(namespace)
 
+    def coverage(self) -> Coverage:
+        """What this catalog validates and from where, and which known standards it does not validate."""
+        known = {standard.namespace for standard in STANDARDS}
+        return Coverage(
+            directories=self.directories,
+            standards=tuple((standard, self._sources.get(standard.namespace)) for standard in STANDARDS),
+            others=tuple(sorted((source for ns, source in self._sources.items() if ns not in known),
+                                key=lambda source: source.namespace)),
+        )
+
+    def compile_all(self) -> None:
+        """Compile every indexed schema now, so that a set that does not compile is found at start (raising
+        SchemaCompileError) rather than by the first message that needs it."""
+        for namespace in sorted(self._sources):
+            self.schema_for(namespace)
+
     def schema_for(self, namespace: str) -> etree.XMLSchema | None:
         compiled = self._compiled.get(namespace)
         if compiled is not None:
@@ -136,6 +167,56 @@ class SchemaCatalog:
                 compiled = _compile(source)
                 self._compiled[namespace] = compiled
         return compiled
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaSet:
+    """One place schemas come from: the built-in set or a configured directory, and what it validates."""
+
+    name: str  # BUILT_IN, or the directory's path
+    standards: tuple[Standard, ...]  # the known standards whose schema comes from here
+    others: tuple[SchemaSource, ...]  # namespaces from here that are no known standard (type libraries, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Which of the known standards (edi.core.standards.STANDARDS) a catalog validates with which schema, which
+    it cannot validate, and the namespaces it has schemas for that are no known standard. One computation for
+    the start-up banner, the log line and /readyz of every process that validates, and `edi schemas`."""
+
+    directories: tuple[Path, ...]  # the configured directories, in search order
+    standards: tuple[tuple[Standard, SchemaSource | None], ...]  # every known standard; None: not installed
+    others: tuple[SchemaSource, ...]
+
+    @property
+    def missing(self) -> tuple[Standard, ...]:
+        return tuple(standard for standard, source in self.standards if source is None)
+
+    def sets(self) -> tuple[SchemaSet, ...]:
+        """The built-in set, then each configured directory in search order (also one that provides nothing,
+        so that an operator sees it was read)."""
+        names = dict.fromkeys([BUILT_IN, *(str(directory) for directory in self.directories)])
+        return tuple(
+            SchemaSet(
+                name,
+                tuple(standard for standard, source in self.standards if source and source.schema_set == name),
+                tuple(source for source in self.others if source.schema_set == name),
+            )
+            for name in names
+        )
+
+
+def standard_label(standard: Standard) -> str:
+    """How a standard is named to people: "Dialogmelding 1.1"."""
+    return f"{standard.name} {standard.version}"
+
+
+def grouped_labels(standards: Iterable[Standard]) -> list[str]:
+    """Standards named compactly, the versions of one name together: ["AppRec 1.0/1.1", "Henvisning 2.0"]."""
+    versions: dict[str, list[str]] = {}
+    for standard in standards:
+        versions.setdefault(standard.name, []).append(standard.version)
+    return [f"{name} {'/'.join(found)}" for name, found in versions.items()]
 
 
 def _compile(source: SchemaSource) -> etree.XMLSchema:

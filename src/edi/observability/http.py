@@ -49,7 +49,7 @@ def ops_router(ops: Ops) -> APIRouter:
     @router.get("/readyz")
     async def ready() -> JSONResponse:
         readiness = await ops.ready()
-        return JSONResponse({"ready": readiness.ready, "checks": readiness.checks},
+        return JSONResponse({"ready": readiness.ready, "checks": readiness.checks, "details": readiness.details},
                             status_code=200 if readiness.ready else 503)
 
     return router

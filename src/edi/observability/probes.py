@@ -31,6 +31,7 @@ CHECK_TIMEOUT_S = 3.0
 class Readiness:
     ready: bool
     checks: dict[str, str]  # check name: "ok", or why not
+    details: dict[str, str] = field(default_factory=dict)  # what an operator should know; never makes it unready
 
 
 class Ops:
@@ -39,6 +40,7 @@ class Ops:
         self._bus: Bus | None = None
         self._engines: dict[str, AsyncEngine] = {}  # check name: a database that must answer
         self._feeds: list[Callable[[], bool]] = []  # registry views: caught up yet?
+        self._details: dict[str, str] = {}
         self.consumers = ConsumerWatch()
 
     def watch_bus(self, bus: Bus) -> None:
@@ -50,6 +52,10 @@ class Ops:
 
     def watch_registry_view(self, caught_up: Callable[[], bool]) -> None:
         self._feeds.append(caught_up)
+
+    def tell(self, name: str, detail: str) -> None:
+        """Report `detail` in /readyz's details (a degraded but working part, such as schemas not installed)."""
+        self._details[name] = detail
 
     def sample_backlog(self, store: BackboneStore) -> None:
         """Per receiver, the unread messages and the age of the oldest: for the process that runs the mailbox."""
@@ -76,7 +82,7 @@ class Ops:
         if self._feeds:
             results["registry-view"] = "ok" if all(f() for f in self._feeds) else "not caught up with edi.registry"
         results.update(self.consumers.readiness())
-        return Readiness(all(v == "ok" for v in results.values()), results)
+        return Readiness(all(v == "ok" for v in results.values()), results, dict(self._details))
 
 
 def _why(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from edi.adapters.bus import Bus
+from edi.core.catalog import Coverage, grouped_labels, standard_label
 from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.observability.probes import Ops
@@ -63,12 +64,13 @@ Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 class Parts:
     """The shared parts of one process, each opened on first use and closed with the process."""
 
-    def __init__(self, overrides: dict[str, Any], stack: AsyncExitStack) -> None:
+    def __init__(self, overrides: dict[str, Any], stack: AsyncExitStack, validator: Validator | None = None) -> None:
         self.overrides = overrides  # settings given on the command line, over the EDI_* environment
         self.settings = BackboneSettings(**overrides)
         self._stack = stack
         self._bus: Bus | None = None
         self._store: BackboneStore | None = None
+        self._given_validator = validator  # one the command made already (`edi up --schemas`)
         self._validator: Validator | None = None
         self._feed: RegistryFeed | None = None
         self._registry: RegistryStore | None = None
@@ -96,8 +98,23 @@ class Parts:
 
     def validator(self) -> Validator:
         if self._validator is None:
-            self._validator = ValidationSettings().validator()
+            self._validator = self._given_validator or ValidationSettings().validator()
+            # At start, so that a set that does not compile stops the process rather than a sender's message.
+            self._validator.catalog.compile_all()
+            self._tell_schemas_missing(self._validator.catalog.coverage())
         return self._validator
+
+    def _tell_schemas_missing(self, coverage: Coverage) -> None:
+        """A process that validates says at start, and in /readyz, which known standards it cannot validate, so
+        that documents accepted unvalidated (or refused, under EDI_REQUIRE_SCHEMAS) are no surprise."""
+        if not coverage.missing:
+            return
+        required = validator.ValidatorSettings(**self.overrides).require_schemas
+        outcome = "refused (EDI_REQUIRE_SCHEMAS)" if required else "accepted unvalidated"
+        log.warning("standards not validated: no schema installed", documents=outcome,
+                    standards=[standard_label(standard) for standard in coverage.missing],
+                    hint="--schemas DIR or EDI_SCHEMA_DIRS; `edi schemas` lists what is installed")
+        self.ops.tell("schemas", f"not validated, {outcome}: {', '.join(grouped_labels(coverage.missing))}")
 
     async def feed(self) -> RegistryFeed:
         if self._feed is None:
@@ -138,7 +155,9 @@ async def add(parts: Parts, name: str) -> None:
                                   await parts.attachments())
         await parts.add_service(service, validator_settings)
     elif name == "router":
-        await parts.add_service(router.build(await parts.feed(), await parts.attachments()), router.RouterSettings(**o))
+        settings = router.RouterSettings(**o)
+        await parts.add_service(
+            router.build(await parts.feed(), await parts.attachments(), settings.capability_policy), settings)
     elif name == "mailbox":
         service = mailbox.build(await parts.store(), await parts.feed(), await parts.bus())
         parts.ops.sample_backlog(await parts.store())
@@ -197,14 +216,15 @@ async def serve(
     extra: Callable[[Parts], Awaitable[Sequence[tuple[str, Component]]]] | None = None,
     started: Callable[[Parts], None] | None = None,
     settings: dict[str, Any] | None = None,
+    validator: Validator | None = None,
 ) -> None:
     """Run the named services (and `extra` components made from the same parts) until stopped; `settings` are
-    given over the EDI_* environment to every part."""
+    given over the EDI_* environment to every part, and `validator` (default: from the EDI_* settings) validates."""
     stop = stop or asyncio.Event()
     overrides: dict[str, Any] = {**(settings or {}), **({} if data_dir is None else {"data_dir": data_dir})}
     loop = asyncio.get_running_loop()
     async with AsyncExitStack() as stack:
-        parts = Parts(overrides, stack)
+        parts = Parts(overrides, stack, validator)
         for name in dict.fromkeys(names):
             await add(parts, name)
         if extra is not None:

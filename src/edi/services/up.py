@@ -20,11 +20,14 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from edi.adapters.blobs.settings import BlobSettings
+from edi.core.catalog import Coverage
+from edi.core.validation import Validator
 from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.observability.tracing import configure_tracing
 from edi.services import host
 from edi.services.registry_relay.relay import RegistryRelaySettings
+from edi.services.validator.service import ValidatorSettings
 
 DEMO_REGISTRY = "demo-registry.json"
 DEMO_ACTOR = "edi up (demo data)"
@@ -41,6 +44,8 @@ class Started:
     blobs: str
     api_url: str | None  # None: the HTTP API is not installed
     demo_parties: int  # parties imported now (0: the registry had parties already)
+    schemas: Coverage  # what the validator validates, with which schema set
+    require_schemas: bool  # documents with a part of a standard in schemas.missing are refused
 
 
 async def seed_demo_registry(registry: RegistryStore) -> int:
@@ -54,8 +59,10 @@ async def seed_demo_registry(registry: RegistryStore) -> int:
 
 async def up(
     *, host_name: str, port: int, data_dir: Path | None, stop: asyncio.Event | None = None,
-    started: Callable[[Started], None] | None = None, with_api: bool = True,
+    started: Callable[[Started], None] | None = None, with_api: bool = True, validator: Validator | None = None,
 ) -> None:
+    """`validator`: the one to use (`edi up --schemas` makes it, to refuse a broken set before starting); by
+    default, the EDI_* settings'."""
     overrides: dict[str, Any] = {} if data_dir is None else {"data_dir": data_dir}
     relay_settings = RegistryRelaySettings(**overrides)
     settings: dict[str, Any] = {"http_host": host_name, "http_port": port}
@@ -84,10 +91,13 @@ async def up(
             data_dir=settings.data_dir.resolve(), bus=bus, store=_safe(settings.store_url),
             registry=_safe(relay_settings.registry_settings().database_url), blobs=blobs,
             api_url=f"http://{host_name}:{port}" if with_api else None, demo_parties=demo,
+            schemas=parts.validator().catalog.coverage(),
+            require_schemas=ValidatorSettings(**parts.overrides).require_schemas,
         ))
 
     names = [*host.SERVICES, host.ServiceName.OBJECTS_JANITOR, *([host.ServiceName.GATEWAY] if with_api else [])]
-    await host.serve(names, data_dir=data_dir, stop=stop, extra=seed, started=announce, settings=settings)
+    await host.serve(names, data_dir=data_dir, stop=stop, extra=seed, started=announce, settings=settings,
+                     validator=validator)
 
 
 def _safe(url: str) -> str:

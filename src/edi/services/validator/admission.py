@@ -5,8 +5,10 @@ A document is admitted when the core finds no error and it has a routing header 
 receiver HER-id (what cannot be addressed is refused, E21). A sender without a HER-id is admitted, as the
 published schemas allow it (its sender HER-id is then ""): it reaches its receivers, but no AppRec can answer it
 and the gateway's callers, who send as a HER-id, cannot send it. A part whose schema is not installed (verdict
-None) is admitted with its warning unless the deployment requires every schema (EDI_REQUIRE_SCHEMAS=true): then
-it is refused with T10.
+None) is admitted with its warning, unless the deployment requires schemas (EDI_REQUIRE_SCHEMAS=true) and the part
+is of a known standard, one with a published schema (edi.core.standards): then the document is refused with T10.
+A part that no published schema covers (an unknown namespace, such as the iCalendar part of Helsenorge's citizen
+dialogs) is never refused for that: requiring a schema nobody publishes would refuse valid traffic forever.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from edi.core.errors import Code, Severity
 from edi.core.header import RoutingHeader
 from edi.core.problems import Problem, problem
+from edi.core.standards import standard_for
 from edi.core.validation import ValidationReport
 from edi.services.messaging import RefusalKind
 
@@ -56,8 +59,8 @@ def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refu
     header = report.header
     if header is None:
         return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.NO_ROUTING_HEADER))
-    if report.valid is None and require_schemas:
-        return Refusal(RefusalKind.INVALID_DOCUMENT, _as_errors(report, Code.SCHEMA_NOT_INSTALLED))
+    if require_schemas and (missing := schemas_missing(report)):
+        return Refusal(RefusalKind.INVALID_DOCUMENT, missing)
     if not header.msg_id:  # the core reports this as an error already; kept so the types say it
         return Refusal(RefusalKind.INVALID_DOCUMENT, (_error(problem(Code.MSGID_MISSING)),))
     if not header.receiver_her_ids:
@@ -69,6 +72,12 @@ def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refu
         receiver_her_ids=tuple(header.receiver_her_ids), message_type=type_code(header), is_apprec=is_apprec(header),
         warnings=tuple(report.warnings),
     )
+
+
+def schemas_missing(report: ValidationReport) -> tuple[Problem, ...]:
+    """As errors, the EDI-SCH-002 problems (each naming its part and standard) of the parts of a known standard
+    whose schema is not installed; what EDI_REQUIRE_SCHEMAS refuses."""
+    return tuple(_error(found) for part, found in report.unvalidated() if standard_for(part.namespace) is not None)
 
 
 def is_apprec(header: RoutingHeader) -> bool:

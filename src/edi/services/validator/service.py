@@ -48,7 +48,8 @@ THREAD_THRESHOLD_BYTES = 256 * 1024
 
 
 class ValidatorSettings(BackboneSettings):
-    # Refuse (T10) a document with a part whose schema is not installed, instead of accepting it with a warning.
+    # Refuse (T10) a document with a part of a known standard whose schema is not installed, instead of accepting
+    # it with a warning (a part in a namespace no published schema covers is accepted all the same; see admission).
     require_schemas: bool = False
 
 
