@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from edi.cli.main import app
 from edi.cli.up import schema_lines
-from edi.core.catalog import BUILT_IN, SchemaCatalog, SchemaCompileError, standard_label
+from edi.core.catalog import BUILT_IN, SchemaCatalog, SchemaCompileError
 from edi.core.standards import STANDARDS as KNOWN
 from tests.shared_samples import STANDARDS
 
@@ -50,7 +50,7 @@ def test_a_fresh_install_validates_its_built_in_set_and_names_every_known_standa
     coverage = SchemaCatalog().coverage()
     [built_in] = coverage.sets()
     assert built_in.name == BUILT_IN
-    assert {"MsgHead 1.2", "AppRec 1.0", "AppRec 1.1"} <= {standard_label(s) for s in built_in.standards}
+    assert {"MsgHead 1.2", "AppRec 1.0", "AppRec 1.1"} <= {s.label for s in built_in.standards}
     assert HENVISNING_20 in {s.namespace for s in coverage.missing}
     # Every known standard is either validated by some set or reported missing, never both, never neither.
     validated = [s for schema_set in coverage.sets() for s in schema_set.standards]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from edi.kapabilitetsregister.cli import app
+from edi.cli.kapreg import app
 from tests.shared_samples import SHARED
 
 SPECS = SHARED / "specs"

@@ -194,17 +194,33 @@ def test_check_json(region: Kapreg) -> None:
 def test_check_message_recognises_it_and_checks_the_receiver(region: Kapreg) -> None:
     refused = region("check", "--receiver", "100001", "--message", HELSEFAGLIG_DIALOG)
     assert refused.exit_code == 1
-    assert "Dialogmelding 1.1, message function DIALOG_HELSEFAGLIG" in refused.stdout
+    assert "Dialogmelding 1.1, DIALOG_HELSEFAGLIG" in refused.stdout
     assert "16 Dialogmelding 1.1, Helsefaglig dialog" in refused.stdout
 
     allowed = region("check", "--receiver", "100005", "--message", HELSEFAGLIG_DIALOG, "--json")
     assert allowed.exit_code == 0
     assert json.loads(allowed.stdout)["specification"]["id"] == 16
 
-    unknown_kind = region("check", "--receiver", "100005", "--message", SVARRAPPORT_13)
-    assert unknown_kind.exit_code == 1
-    assert "Svarrapport 1.3, message function S, MsgDescr CLIN" in unknown_kind.stdout
-    assert "none of the registry's message specifications" in unknown_kind.stdout
+    # A kind the registry does not govern is delivered, unchecked, under the default policy (registered) ...
+    ungoverned = region("check", "--receiver", "100005", "--message", SVARRAPPORT_13, "--json")
+    assert ungoverned.exit_code == 0
+    answer = json.loads(ungoverned.stdout)
+    assert answer["message"]["kind"] == "Svarrapport 1.3, S, CLIN"
+    assert answer["message"]["governed"] is False
+    assert answer["receiver"]["outcome"] == "unchecked_not_governed"
+    assert "kind not governed by the registry" in answer["receiver"]["reason"]
+
+    # ... but a receiver the registry does not know still gets E21's reason, under every policy.
+    unknown = region("check", "--receiver", "999999", "--message", SVARRAPPORT_13, "--json")
+    assert unknown.exit_code == 1
+    assert json.loads(unknown.stdout)["receiver"]["outcome"] == "unknown_party"
+
+    # Under `strict`, only what the registry positively allows: the kind is refused (T10).
+    region.env["EDI_CAPABILITY_POLICY"] = "strict"
+    strict = region("check", "--receiver", "100005", "--message", SVARRAPPORT_13)
+    assert strict.exit_code == 1
+    assert "Svarrapport 1.3, S, CLIN" in strict.stdout
+    assert "none of the registry's message specifications" in strict.stdout
 
 
 # --- operator writes and history ---------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from edi.kapabilitetsregister.import_export import PartyEntry
 from edi.kapabilitetsregister.model import Direction, OverrideEffect, PartyKind, UnknownPartyError
 from edi.kapabilitetsregister.store import RegistryStore
-from edi.kapabilitetsregister.view import RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, RegistryView
 
 HER_IDS = [1001, 1002, 1003, 1004]
 UNKNOWN_HER_ID = 9999
@@ -113,12 +113,14 @@ async def test_replayed_view_answers_every_check_as_the_store(
         compacted.apply_all(sorted(latest.values(), key=lambda r: r.seq))
         assert list(compacted.entities()) == list(tables.entities())
 
-        for her_id in [*HER_IDS, UNKNOWN_HER_ID]:
-            for spec_id in SPECS:
-                spec = store.specification(spec_id)
-                for at in CHECK_TIMES:
-                    answer = await store.check(her_id, spec_id, at, sender=her_id)
-                    assert answer.receiver == replayed.check(her_id, spec, Direction.CONSUME, at)
-                    assert answer.sender == replayed.check(her_id, spec, Direction.PRODUCE, at)
+        for policy in CapabilityPolicy:
+            store.policy = policy
+            for her_id in [*HER_IDS, UNKNOWN_HER_ID]:
+                for spec_id in SPECS:
+                    spec = store.specification(spec_id)
+                    for at in CHECK_TIMES:
+                        answer = await store.check(her_id, spec_id, at, sender=her_id)
+                        assert answer.receiver == replayed.check_receiver(her_id, spec, at, policy)
+                        assert answer.sender == replayed.check(her_id, spec, Direction.PRODUCE, at)
     finally:
         await store.close()

@@ -12,10 +12,11 @@ import pytest
 
 from edi.core.extract import find_headers, read_header
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
 from edi.kapabilitetsregister.model import Direction
-from edi.kapabilitetsregister.specifications import MessageKind, default_catalogue
+from edi.kapabilitetsregister.specifications import default_catalogue
 from tests.kapabilitetsregister.conftest import EXAMPLE_PARTY, SPECS, Kapreg, write_json
 from tests.shared_samples import SAMPLES
 
@@ -131,18 +132,23 @@ def test_every_shared_sample_is_recognised_as_its_kind_or_as_none() -> None:
 def consumes_everything(kapreg: Kapreg, tmp_path: Path) -> Kapreg:
     every = [spec.capability(Direction.CONSUME) for spec in default_catalogue()]
     kapreg.ok("import", write_json(tmp_path / "all.json", {"herId": 555001, "supported": every}))
-    kapreg.ok("import", write_json(tmp_path / "none.json", {"herId": 555002, "supported": []}))
     return kapreg
 
 
 @pytest.mark.parametrize(("spec_id", "sample"), sorted(REPRESENTATIVES.items()), ids=lambda v: str(v))
-def test_check_message_names_the_right_specification(consumes_everything: Kapreg, spec_id: int, sample: str) -> None:
+def test_check_message_names_the_right_specification(
+    consumes_everything: Kapreg, spec_id: int, sample: str, tmp_path: Path,
+) -> None:
     allowed = consumes_everything("check", "--receiver", "555001", "--message", SAMPLES / sample, "--json")
     assert allowed.exit_code == 0, allowed.stdout + allowed.stderr
     assert json.loads(allowed.stdout)["specification"]["id"] == abs(spec_id)
 
-    refused = consumes_everything("check", "--receiver", "555002", "--message", SAMPLES / sample)
-    assert refused.exit_code == 1
+    # A receiver that has registered capabilities, none for this standard: refused, naming what it can take.
     spec = default_catalogue().get(abs(spec_id))
     assert spec is not None
+    other = next(s for s in default_catalogue() if s.standard != spec.standard).capability(Direction.CONSUME)
+    consumes_everything.ok("import", write_json(tmp_path / "other.json", {"herId": 555002, "supported": [other]}))
+    refused = consumes_everything("check", "--receiver", "555002", "--message", SAMPLES / sample)
+    assert refused.exit_code == 1
     assert f"has no Consume capability for {spec.display_name}" in refused.stdout
+    assert f"it can receive: {other}" in refused.stdout

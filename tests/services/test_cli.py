@@ -56,7 +56,8 @@ async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_ref
 
         code, sent = await command(str(BIN / "edi"), "send", "--data-dir", str(data_dir), str(DIALOG), env=env)
         assert code == 0, sent
-        assert "✓ accepted" in sent and f"receiver {RECEIVER}: Unconfirmed (in its mailbox)" in sent
+        assert "✓ accepted" in sent
+        assert f"receiver {RECEIVER}: Unconfirmed (in its mailbox; Dialogmelding 1.0, DIALOG_NOTAT)" in sent
 
         code, listed = await command(str(BIN / "edi"), "inbox", "--data-dir", str(data_dir), "--her-id", RECEIVER,
                                      "--json", env=env)

@@ -25,9 +25,10 @@ import pytest
 import sqlalchemy as sa
 
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.events import Rejection, default_codec
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
-from edi.kapabilitetsregister.specifications import MessageKind, default_catalogue
+from edi.kapabilitetsregister.specifications import default_catalogue
 from edi.schemas.topics import INBOUND, REJECTED
 from edi.services.receipts.service import receipt_id
 from edi.services.store import tables as t

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from edi.kapabilitetsregister.specifications import MessageKind, describe_message
+from edi.core.kinds import MessageKind
 from edi.observability.logging import configure_logging
 from edi.services.backbone import Backbone, MessagingSettings
 from edi.services.reading import read_delivered
@@ -60,7 +60,7 @@ async def _inbox(settings: MessagingSettings, her_id: str, limit: int, mark_read
                 "message_id": str(entry.message_id), "sender_her_id": entry.sender_her_id, "msg_id": entry.msg_id,
                 "gen_date": entry.gen_date.isoformat() if entry.gen_date else None,
                 "received_at": entry.received_at.isoformat(timespec="seconds"), "is_apprec": entry.is_apprec,
-                "what": describe_message(MessageKind.of(read.header)) if read.header else "unreadable document",
+                "what": MessageKind.of(read.header).name if read.header else "unreadable document",
                 "apprec": None if answer is None else {
                     "status": answer.status, "original_msg_id": answer.original_msg_id,
                     "errors": [{"code": e.code, "description": e.description} for e in answer.errors],

@@ -22,8 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from edi.adapters.bus import BusError
+from edi.kapabilitetsregister.model import InvalidInputError, parse_time
 from edi.observability.logging import configure_logging
-from edi.services.operations.models import DeadLetterView, MessageStatus, MessageSummary
+from edi.services.operations.models import CoverageEntry, DeadLetterView, MessageStatus, MessageSummary
 from edi.services.operations.service import NotFoundError, OperationRefusedError, Operations
 from edi.services.store import BackboneSettings
 
@@ -31,7 +32,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
 
 app = typer.Typer(name="ops", help="Operator tools: find messages and their history, dead letters, receipts, "
-                  "backlog, audit.", no_args_is_help=True)
+                  "backlog, coverage, audit.", no_args_is_help=True)
 dlq = typer.Typer(name="dlq", help="Dead letters: list, show, re-drive to the original topic, park.",
                   no_args_is_help=True)
 app.add_typer(dlq)
@@ -218,6 +219,33 @@ def backlog(
         age = "-" if row.oldest_unread_age_s is None else f"{row.oldest_unread_age_s:.0f} s"
         _out.print(escape(f"{row.her_id}  unread {row.unread}  oldest unread {age}  last fetch "
                           f"{_when(row.last_fetch_at) if row.last_fetch_at else 'never seen'}"))
+
+
+Since = Annotated[str | None, typer.Option(
+    "--since", metavar="TIME", help="Only deliveries from then on (ISO 8601; without offset: Norwegian time).")]
+
+
+@app.command()
+def coverage(since: Since = None, as_json: Json = False, data_dir: DataDir = None) -> None:
+    """Which receivers got which kinds of message without a capability check, how often and when last: what
+    to register in the Kapabilitetsregister."""
+    try:
+        moment = None if since is None else parse_time(since)
+    except InvalidInputError as exc:
+        _err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_USAGE) from None
+    show_coverage(_run(data_dir, lambda ops: ops.coverage(moment)), as_json)
+
+
+def show_coverage(entries: Sequence[CoverageEntry], as_json: bool) -> None:
+    """The coverage report as `edi ops coverage` and `kapreg coverage` print it."""
+    if as_json:
+        _json(entries)
+        return
+    if not entries:
+        _out.print("every delivery was checked against the registry (none delivered unchecked)")
+    for entry in entries:
+        _out.print(escape(entry.line()))
 
 
 @app.command()

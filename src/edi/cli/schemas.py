@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edi.core.catalog import BUILT_IN, Coverage, SchemaCompileError, builtin_schema_dir, standard_label
+from edi.core.catalog import BUILT_IN, Coverage, SchemaCompileError, builtin_schema_dir
 from edi.core.validation import Validator
 from edi.settings import ValidationSettings
 
@@ -45,14 +45,14 @@ def schemas(
             continue
         table = _table(f"Validated by {where}", "standard", "namespace", "schema")
         for standard in schema_set.standards:
-            table.add_row(*map(escape, (standard_label(standard), standard.namespace, files[standard.namespace])))
+            table.add_row(*map(escape, (standard.label, standard.namespace, files[standard.namespace])))
         for source in schema_set.others:
             table.add_row("(no known standard)", *map(escape, (source.namespace, str(source.file))))
         console.print(table)
     if coverage.missing:
         table = _table("Not installed, so not validated", "standard", "namespace")
         for standard in coverage.missing:
-            table.add_row(*map(escape, (standard_label(standard), standard.namespace)))
+            table.add_row(*map(escape, (standard.label, standard.namespace)))
         console.print(table)
         console.print(HINT)
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edi.kapabilitetsregister.view import unchecked_text
 from edi.observability.logging import configure_logging
 from edi.services.backbone import Backbone, MessagingSettings
 from edi.services.messaging import Refused, TransportState
@@ -81,7 +82,7 @@ async def _outcome(backbone: Backbone, result: dict[str, Any], deadline: float) 
     loop = asyncio.get_running_loop()
     while True:
         statuses = await backbone.status(message_id)
-        entries = {e.receiver_her_id for e in await backbone.entries(message_id)}
+        entries = {e.receiver_her_id: e for e in await backbone.entries(message_id)}
         rejected = any(s.transport_state is TransportState.REJECTED for s in statuses)
         reasons = await backbone.refusal(message_id) if rejected else []
         settled = statuses and (not rejected or reasons)
@@ -89,8 +90,11 @@ async def _outcome(backbone: Backbone, result: dict[str, Any], deadline: float) 
             break
         await asyncio.sleep(POLL_S)
     result["receivers"] = [
-        {"her_id": s.receiver_her_id, "state": s.transport_state.value, "in_mailbox": s.receiver_her_id in entries}
+        {"her_id": s.receiver_her_id, "state": s.transport_state.value, "in_mailbox": entry is not None,
+         "kind": entry.kind if entry else None,
+         "unchecked": unchecked_text(entry.unchecked_reason) if entry and entry.unchecked_reason else None}
         for s in statuses
+        for entry in [entries.get(s.receiver_her_id)]
     ]
     result["refusal"] = [{"code": r.code, "details": r.details} for r in reasons]
 
@@ -110,6 +114,9 @@ def _print(console: Console, result: dict[str, Any]) -> None:
         console.print("    no outcome yet: is `edi up` running on this data directory?")
     for receiver in result["receivers"]:
         where = "in its mailbox" if receiver["in_mailbox"] else "not delivered"
-        console.print(f"    receiver {receiver['her_id']}: {receiver['state']} ({where})")
+        what = "".join(f"; {part}" for part in (
+            receiver.get("kind"),
+            receiver.get("unchecked") and f"capability not checked: {receiver['unchecked']}") if part)
+        console.print(f"    receiver {receiver['her_id']}: {receiver['state']} ({where}{escape(what)})")
     for reason in result.get("refusal", []):
         console.print(f"    {reason['code']}: {escape(reason['details'] or '')}")

@@ -206,11 +206,6 @@ class Coverage:
         )
 
 
-def standard_label(standard: Standard) -> str:
-    """How a standard is named to people: "Dialogmelding 1.1"."""
-    return f"{standard.name} {standard.version}"
-
-
 def grouped_labels(standards: Iterable[Standard]) -> list[str]:
     """Standards named compactly, the versions of one name together: ["AppRec 1.0/1.1", "Henvisning 2.0"]."""
     versions: dict[str, list[str]] = {}

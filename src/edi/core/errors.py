@@ -155,12 +155,12 @@ CATALOGUE: dict[Code, ErrorDef] = {
             "The message has no message id (MsgId).", "Meldingen mangler meldingsidentifikator (MsgId).",
         ),
         ErrorDef(
-            Code.MSGID_TOO_LONG, A.E10, _E,
+            Code.MSGID_TOO_LONG, A.E10, _W,
             "The message id is {length} characters long; at most 100 are allowed.",
             "Meldingsidentifikatoren er {length} tegn lang; høyst 100 er tillatt.",
         ),
         ErrorDef(
-            Code.GENDATE_IN_FUTURE, A.X99, _E,
+            Code.GENDATE_IN_FUTURE, A.X99, _W,
             "GenDate {gen_date} lies in the future (more than {skew} minutes ahead of the service's clock).",
             "GenDate {gen_date} ligger fram i tid (mer enn {skew} minutter foran tjenestens klokke).",
         ),
@@ -183,7 +183,7 @@ CATALOGUE: dict[Code, ErrorDef] = {
             "The {role}'s HER-id '{her_id}' is not a number.", "HER-id '{her_id}' for {role_nb} er ikke et tall.",
         ),
         ErrorDef(
-            Code.TYPE_UNKNOWN, A.T10, _E,
+            Code.TYPE_UNKNOWN, A.T10, _W,
             "Message type '{type}' is not a code in code system 8279 (Meldingens funksjon).",
             "Meldingstype '{type}' er ikke en kode i kodeverk 8279 (Meldingens funksjon).",
         ),
@@ -193,7 +193,7 @@ CATALOGUE: dict[Code, ErrorDef] = {
             "MIGversion '{mig}' oppgir versjon {found}, men navnerommet er {standard} {version}.",
         ),
         ErrorDef(
-            Code.MIGVERSION_DATE_MISMATCH, A.T99, _E,
+            Code.MIGVERSION_DATE_MISMATCH, A.T99, _W,
             "MIGversion '{mig}' names the {found} edition, but the namespace is the {expected} edition of "
             "{standard}.",
             "MIGversion '{mig}' oppgir utgaven fra {found}, men navnerommet er utgaven fra {expected} av "

@@ -15,7 +15,7 @@ from enum import StrEnum
 from lxml import etree
 from pydantic import BaseModel, ConfigDict
 
-from edi.core.catalog import SchemaCatalog, standard_label
+from edi.core.catalog import SchemaCatalog
 from edi.core.errors import AppRecCode, Code, Severity
 from edi.core.extract import MSGHEAD_TAG, content_parts, find_headers, local_name, namespace_of, read_header
 from edi.core.header import RoutingHeader
@@ -156,7 +156,7 @@ class Validator:
         with self.catalog.error_lock:  # see SchemaCatalog.error_lock
             schema.validate(element)
             entries = list(schema.error_log)[:MAX_SCHEMA_ERRORS_PER_PART]
-        name = standard_label(standard) if standard else namespace
+        name = standard.label if standard else namespace
         for entry in entries:
             detail = _readable(entry.message)
             problems.append(problem(
@@ -174,7 +174,7 @@ def _verdict(parts: list[PartReport], problems: list[Problem]) -> bool | None:
 
 
 def _part_label(kind: PartKind, index: int, standard: Standard | None, element: etree._Element) -> tuple[str, str]:
-    name = standard_label(standard) if standard else local_name(element)
+    name = standard.label if standard else local_name(element)
     if kind is PartKind.ENVELOPE:
         return "The MsgHead envelope", "MsgHead-konvolutten"
     if index == 0:

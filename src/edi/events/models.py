@@ -100,7 +100,7 @@ class AcceptedMessage(Event):
 
 class Delivery(Event):
     schema_name: ClassVar[str] = "edi.events.Delivery"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
 
     message_id: UUID
     receiver_her_id: str
@@ -113,6 +113,10 @@ class Delivery(Event):
     # The attachments the document refers to in the object service (RefDoc/FileReference), since version 2.
     attachments: list[BlobRef] = []
     facts: RoutingFacts | None = None  # since version 3: the accepted message's; None: the mailbox parses
+    # Since version 4: the message's kind name (edi.core.kinds) and why the receiver got it without a capability
+    # check (an unchecked_* outcome of the registry view), None when it was checked. None kind: an older router.
+    kind: str | None = None
+    unchecked_reason: str | None = None
 
     def partition_key(self) -> bytes:
         # Per receiver: a receiver's messages stay in order, and one mailbox partition serves it.

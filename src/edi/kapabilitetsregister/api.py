@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
+from edi.core.kinds import MessageKind
 from edi.kapabilitetsregister.changes import ChangeRecord
 from edi.kapabilitetsregister.import_export import ExportDocument, parse_import
 from edi.kapabilitetsregister.model import (
@@ -27,9 +28,8 @@ from edi.kapabilitetsregister.model import (
     parse_her_id,
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
-from edi.kapabilitetsregister.specifications import MessageKind, Specification, describe_message, read_routing_header
+from edi.kapabilitetsregister.specifications import Specification, read_routing_header
 from edi.kapabilitetsregister.store import ImportResult, PartyDetails, RegistryStore
-from edi.kapabilitetsregister.view import CheckResult, unrecognised
 from edi.kapabilitetsregister.wire import CheckOut, ErrorOut, GrantIn, MessageCheckOut, OverrideIn
 
 _STATUS = {UnknownPartyError: 404, InvalidInputError: 422}
@@ -67,7 +67,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.store = await RegistryStore.open(settings.database_url)
+        app.state.store = await RegistryStore.open(settings.database_url, policy=settings.capability_policy)
         try:
             yield
         finally:
@@ -107,15 +107,19 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     async def check(
         registry: Store,
         receiver: str,
-        spec: Annotated[str, Query(description="id, capability name or display name")],
+        spec: Annotated[str | None, Query(
+            description="id, capability name or display name; none: a kind of message the registry does not govern")
+        ] = None,
+        kind: Annotated[str, Query(description="the kind's name, for the answer's reason", max_length=200)] = "",
         sender: str | None = None,
         at: datetime | None = None,
     ) -> CheckOut:
-        """May a message of this specification be delivered to the receiver (and, if named, sent by the sender)?"""
+        """May a message of this specification be delivered to the receiver (and, if named, sent by the sender),
+        under this registry's capability policy (EDI_CAPABILITY_POLICY)?"""
         moment = datetime.now(UTC) if at is None else as_utc(at)
         result = await registry.check(
-            parse_her_id(receiver), specification(registry, spec).id, moment,
-            None if sender is None else parse_her_id(sender),
+            parse_her_id(receiver), None if spec is None else specification(registry, spec).id, moment,
+            None if sender is None else parse_her_id(sender), kind,
         )
         return CheckOut.of(result, moment)
 
@@ -133,15 +137,15 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         sender = header.sender_her_id if settings.registry_check_sender_produce else None
         sender_id = None if sender is None else parse_her_id(sender)
         kind = MessageKind.of(header)
-        spec, description = registry.catalogue.recognise(kind), describe_message(kind)
+        spec = registry.catalogue.recognise(kind)
         results = [
-            CheckResult(unrecognised(her_id, description)) if spec is None
-            else await registry.check(her_id, spec.id, moment, sender_id)
+            await registry.check(her_id, None if spec is None else spec.id, moment, sender_id, kind.name)
             for her_id in receivers
         ]
         return MessageCheckOut(
             allowed=all(r.allowed for r in results), specification_id=None if spec is None else spec.id,
-            description=description, results=[CheckOut.of(r, moment) for r in results],
+            description=kind.name, kind=kind.name, governed=spec is not None,
+            results=[CheckOut.of(r, moment) for r in results],
         )
 
     @app.get("/parties", tags=["parties"])

@@ -25,6 +25,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.kapabilitetsregister.changes import ChangeRecord, describe_change
 from edi.kapabilitetsregister.client import NotAuthorisedError, Registry, RegistryUnavailableError, RemoteRegistry
 from edi.kapabilitetsregister.import_export import parse_import
@@ -39,14 +40,12 @@ from edi.kapabilitetsregister.model import (
 )
 from edi.kapabilitetsregister.settings import RegistrySettings
 from edi.kapabilitetsregister.specifications import (
-    MessageKind,
     Specification,
     default_catalogue,
-    describe_message,
     read_routing_header,
 )
 from edi.kapabilitetsregister.store import PlannedChange, RegistryStore
-from edi.kapabilitetsregister.view import CheckResult, Verdict, unrecognised
+from edi.kapabilitetsregister.view import Verdict
 from edi.kapabilitetsregister.wire import VerdictOut
 
 T = TypeVar("T")
@@ -208,23 +207,22 @@ def check(
         receiver_id = parse_her_id(receiver)
         sender_id = None if sender is None else parse_her_id(sender)
         moment = parse_time(at) if at else datetime.now(UTC)
-        description = None
+        kind: MessageKind | None = None
         specification: Specification | None
         if message is not None:
             kind = MessageKind.of(_read_message(message))
-            specification, description = default_catalogue().recognise(kind), describe_message(kind)
+            specification = default_catalogue().recognise(kind)
         else:
             specification = default_catalogue().resolve(spec or "")
-        if specification is None:
-            result = CheckResult(unrecognised(receiver_id, description or ""))
-        else:
-            spec_id = specification.id
-            result = _run(url, None, lambda registry: registry.check(receiver_id, spec_id, moment, sender_id))
+        spec_id = None if specification is None else specification.id
+        kind_name = "" if kind is None else kind.name
+        result = _run(url, None, lambda registry: registry.check(receiver_id, spec_id, moment, sender_id, kind_name))
     if json_output:
         _print_json({
             "allowed": result.allowed,
             "at": moment.isoformat(),
-            "message": None if message is None else {"file": str(message), "description": description},
+            "message": None if kind is None else {"file": str(message), "kind": kind.name,
+                                                  "governed": specification is not None},
             "specification": None if specification is None else {
                 "id": specification.id, "displayName": specification.display_name,
                 "capabilityName": specification.capability_name,
@@ -234,10 +232,11 @@ def check(
         })
     else:
         fields: dict[str, Any] = {}
-        if message is not None:
-            fields["Message"] = f"{message}: {description}"
+        if kind is not None:
+            fields["Message"] = f"{message}: {kind.name}"
         fields["Specification"] = (f"{specification.id} {specification.display_name} "
-                                   f"({specification.capability_name})" if specification else "not recognised")
+                                   f"({specification.capability_name})" if specification
+                                   else "none: the registry does not govern this kind of message")
         fields[f"Receiver {receiver_id}"] = _verdict_line(result.receiver)
         if result.sender is not None:
             fields[f"Sender {result.sender.her_id}"] = _verdict_line(result.sender)
@@ -392,9 +391,10 @@ def _run(url: str | None, token: str | None, operation: Callable[[Registry], Awa
         if url:
             registry = RemoteRegistry(url, token)
         else:
-            database = RegistrySettings().database_url
+            settings = RegistrySettings()
+            database = settings.database_url
             try:
-                registry = await RegistryStore.open(database)
+                registry = await RegistryStore.open(database, policy=settings.capability_policy)
             except (SQLAlchemyError, OSError) as exc:
                 raise RegistryUnavailableError(f"cannot open the registry database: {exc}") from None
         try:

@@ -44,8 +44,11 @@ class Registry(Protocol):
     async def search_parties(self, text: str) -> list[Party]: ...
     async def party_details(self, her_id: int) -> PartyDetails: ...
     async def check(
-        self, receiver: int, specification_id: int, at: datetime, sender: int | None = None,
-    ) -> CheckResult: ...
+        self, receiver: int, specification_id: int | None, at: datetime, sender: int | None = None,
+        kind_name: str = "",
+    ) -> CheckResult:
+        """Under the registry's capability policy; specification None: a kind it does not govern, named."""
+        ...
     async def history(self, her_id: int) -> list[ChangeRecord]: ...
     async def export(self) -> ExportDocument: ...
     async def grant(
@@ -93,9 +96,14 @@ class RemoteRegistry:
         return PartyDetails.model_validate(await self._call("GET", f"/capabilities/{her_id}"))
 
     async def check(
-        self, receiver: int, specification_id: int, at: datetime, sender: int | None = None,
+        self, receiver: int, specification_id: int | None, at: datetime, sender: int | None = None,
+        kind_name: str = "",
     ) -> CheckResult:
-        params: dict[str, Any] = {"receiver": receiver, "spec": specification_id, "at": at.isoformat()}
+        params: dict[str, Any] = {"receiver": receiver, "at": at.isoformat()}
+        if specification_id is not None:
+            params["spec"] = specification_id
+        if kind_name:
+            params["kind"] = kind_name
         if sender is not None:
             params["sender"] = sender
         return CheckOut.model_validate(await self._call("GET", "/check", params=params)).result()

@@ -7,8 +7,18 @@ from pathlib import Path
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from edi.kapabilitetsregister.view import CapabilityPolicy
 
-class RegistrySettings(BaseSettings):
+
+class CapabilityPolicySettings(BaseSettings):
+    """The one setting the router, `kapreg check` and the registry API apply alike (docs/capability-policy.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="EDI_", extra="ignore")
+
+    capability_policy: CapabilityPolicy = CapabilityPolicy.REGISTERED
+
+
+class RegistrySettings(CapabilityPolicySettings):
     model_config = SettingsConfigDict(env_prefix="EDI_", extra="ignore")
 
     data_dir: Path = Path(".edi-data")

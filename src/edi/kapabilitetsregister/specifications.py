@@ -8,7 +8,6 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
@@ -17,9 +16,9 @@ from pydantic.alias_generators import to_camel
 
 from edi.core.extract import find_headers, read_header
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
-from edi.core.standards import standard_for
 from edi.kapabilitetsregister.model import Direction, InvalidInputError, UnknownSpecificationError
 
 
@@ -60,21 +59,6 @@ class _Document(BaseModel):
 
 
 _RuleKey = tuple[str, str | None, str | None]  # namespace, message function, MsgDescr
-
-
-@dataclass(frozen=True, slots=True)
-class MessageKind:
-    """What recognition reads of a message: its business namespace, message function (code system 8279) and
-    MsgDescr (8202); from its routing header (`of`), or from the facts an event carries."""
-
-    business_namespace: str
-    message_function: str | None = None
-    service_description: str | None = None
-
-    @classmethod
-    def of(cls, header: RoutingHeader) -> MessageKind:
-        return cls(header.business_namespace, header.message_type.code if header.message_type else None,
-                   header.service_description.code if header.service_description else None)
 
 
 class Catalogue:
@@ -138,6 +122,10 @@ class Catalogue:
     def other_versions(self, spec: Specification) -> list[Specification]:
         return [s for s in self._by_standard[spec.standard] if s.version != spec.version]
 
+    def governs(self, kind: MessageKind) -> bool:
+        """Whether the registry governs this kind of message: it is one of the registry's specifications."""
+        return self.recognise(kind) is not None
+
     def recognise(self, kind: MessageKind) -> Specification | None:
         """The specification a message is, from its business namespace, message function and MsgDescr."""
         namespace, function, description = kind.business_namespace, kind.message_function, kind.service_description
@@ -158,17 +146,6 @@ def read_routing_header(data: bytes, source: str) -> RoutingHeader:
     if not headers:
         raise InvalidInputError(f"{source} has no routing header (neither MsgHead nor a standalone KITH document)")
     return read_header(headers[0])
-
-
-def describe_message(kind: MessageKind) -> str:
-    """What a message is, in the terms recognition uses, for a refusal a sender can act on."""
-    standard = standard_for(kind.business_namespace)
-    parts = [f"{standard.name} {standard.version}" if standard else kind.business_namespace]
-    if kind.message_function:
-        parts.append(f"message function {kind.message_function}")
-    if kind.service_description:
-        parts.append(f"MsgDescr {kind.service_description}")
-    return ", ".join(parts)
 
 
 def _rule_keys(spec: Specification) -> Iterator[_RuleKey]:

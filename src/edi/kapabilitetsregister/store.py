@@ -41,7 +41,7 @@ from edi.kapabilitetsregister.model import (
 )
 from edi.kapabilitetsregister.model import Entity as TaggedEntity
 from edi.kapabilitetsregister.specifications import Catalogue, Specification, default_catalogue
-from edi.kapabilitetsregister.view import CheckResult, RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, CheckResult, RegistryView
 
 Entity = Party | Capability | Override
 E = TypeVar("E", Party, Capability, Override)
@@ -91,14 +91,20 @@ _TABLES: dict[type[BaseModel], sa.Table] = {Party: t.parties, Capability: t.capa
 
 
 class RegistryStore:
-    def __init__(self, engine: AsyncEngine, catalogue: Catalogue | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, catalogue: Catalogue | None = None,
+        policy: CapabilityPolicy = CapabilityPolicy.REGISTERED,
+    ) -> None:
         self.engine = engine
         self.catalogue = catalogue or default_catalogue()
+        self.policy = policy  # what `check` applies, as the routers do (EDI_CAPABILITY_POLICY)
 
     @classmethod
-    async def open(cls, url: str, catalogue: Catalogue | None = None) -> RegistryStore:
+    async def open(
+        cls, url: str, catalogue: Catalogue | None = None, policy: CapabilityPolicy = CapabilityPolicy.REGISTERED,
+    ) -> RegistryStore:
         """Connect, creating and migrating the database on first use."""
-        store = cls(make_engine(url), catalogue)
+        store = cls(make_engine(url), catalogue, policy)
         try:
             await store.migrate()
         except BaseException:
@@ -159,11 +165,12 @@ class RegistryStore:
         )
 
     async def check(
-        self, receiver: int, specification_id: int, at: datetime, sender: int | None = None,
+        self, receiver: int, specification_id: int | None, at: datetime, sender: int | None = None,
+        kind_name: str = "",
     ) -> CheckResult:
-        spec = self.specification(specification_id)
+        spec = None if specification_id is None else self.specification(specification_id)
         view = await self.load_view([receiver] if sender is None else [receiver, sender])
-        return view.check_delivery(receiver, spec, at, sender)
+        return view.check_delivery(receiver, spec, at, sender, policy=self.policy, kind_name=kind_name)
 
     async def load_view(self, her_ids: Iterable[int] | None = None) -> RegistryView:
         """A view of the current tables: of the given parties and their organisations, or of everything."""

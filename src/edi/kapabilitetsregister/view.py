@@ -24,8 +24,20 @@ from edi.kapabilitetsregister.model import (
 from edi.kapabilitetsregister.specifications import Catalogue, Specification
 
 
+class CapabilityPolicy(StrEnum):
+    """How much the receiver check enforces (EDI_CAPABILITY_POLICY); docs/capability-policy.md has the table."""
+
+    REGISTERED = "registered"  # enforce what the registry knows; deliver, recording why, what it does not know
+    STRICT = "strict"  # deliver only what the registry positively allows
+    ADDRESS_ONLY = "address-only"  # only that the receiver is a registered, active party
+
+
 class Outcome(StrEnum):
     ALLOWED = "allowed"
+    # Delivered without a capability check, and why (see UNCHECKED_REASONS).
+    UNCHECKED_NOT_GOVERNED = "unchecked_not_governed"
+    UNCHECKED_NO_CAPABILITIES = "unchecked_no_capabilities"
+    UNCHECKED_BY_POLICY = "unchecked_by_policy"
     UNKNOWN_PARTY = "unknown_party"
     INACTIVE = "inactive"
     OUTSIDE_VALIDITY = "outside_validity"
@@ -33,6 +45,15 @@ class Outcome(StrEnum):
     NO_CAPABILITY = "no_capability"
     OTHER_VERSIONS_ONLY = "other_versions_only"
     UNRECOGNISED_MESSAGE = "unrecognised_message"
+
+
+# Why a receiver got a message unchecked: the fixed set of reasons the metrics and the coverage report use.
+UNCHECKED_REASONS: dict[Outcome, str] = {
+    Outcome.UNCHECKED_NOT_GOVERNED: "kind not governed by the registry",
+    Outcome.UNCHECKED_NO_CAPABILITIES: "receiver has registered no capabilities",
+    Outcome.UNCHECKED_BY_POLICY: "capability check off (policy address-only)",
+}
+_DELIVERABLE = frozenset({Outcome.ALLOWED, *UNCHECKED_REASONS})
 
 
 class Verdict(NamedTuple):
@@ -47,7 +68,12 @@ class Verdict(NamedTuple):
 
     @property
     def allowed(self) -> bool:
-        return self.outcome is Outcome.ALLOWED
+        """Whether the message may be delivered: allowed by the registry, or delivered unchecked."""
+        return self.outcome in _DELIVERABLE
+
+    @property
+    def unchecked(self) -> bool:
+        return self.outcome in UNCHECKED_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +181,52 @@ class RegistryView:
     # --- the check --------------------------------------------------------------------------------------------
 
     def check_delivery(
-        self, receiver: int, spec: Specification, at: datetime, sender: int | None = None,
+        self, receiver: int, spec: Specification | None, at: datetime, sender: int | None = None, *,
+        policy: CapabilityPolicy = CapabilityPolicy.STRICT, kind_name: str = "",
     ) -> CheckResult:
+        """The receiver under the policy; the sender, when asked, must Produce a governed specification."""
         return CheckResult(
-            receiver=self.check(receiver, spec, Direction.CONSUME, at),
-            sender=None if sender is None else self.check(sender, spec, Direction.PRODUCE, at),
+            receiver=self.check_receiver(receiver, spec, at, policy, kind_name),
+            sender=None if sender is None or spec is None else self.check(sender, spec, Direction.PRODUCE, at),
         )
+
+    def check_receiver(
+        self, her_id: int, spec: Specification | None, at: datetime, policy: CapabilityPolicy, kind_name: str = "",
+    ) -> Verdict:
+        """May this receiver be handed a message of this specification (None: a kind the registry does not
+        govern, named `kind_name`) under the policy? The registry is a pilot still being filled in: under
+        `registered` only what it knows is enforced, and the rest is delivered with the reason it was not checked."""
+        party = self._parties.get(her_id)
+        if party is None or not party.active or not party.valid_at(at):
+            return self._party_refusal(her_id, party, spec)
+        if spec is not None and self._override(party, spec.id, at) is not None:
+            return self.check(her_id, spec, Direction.CONSUME, at)  # the override decides, under every policy
+        if policy is CapabilityPolicy.ADDRESS_ONLY:
+            return self._unchecked(Outcome.UNCHECKED_BY_POLICY, her_id, spec)
+        if spec is None:
+            if policy is CapabilityPolicy.STRICT:
+                return unrecognised(her_id, kind_name)
+            return self._unchecked(Outcome.UNCHECKED_NOT_GOVERNED, her_id, spec)
+        if policy is CapabilityPolicy.REGISTERED and not self._consumes_anything(party, at):
+            return self._unchecked(Outcome.UNCHECKED_NO_CAPABILITIES, her_id, spec)
+        return self.check(her_id, spec, Direction.CONSUME, at)
+
+    def _consumes_anything(self, party: Party, at: datetime) -> bool:
+        """Has the party registered capabilities: one Consume valid now, its own or inherited? (Produce-only,
+        expired and override-only entries do not count.)"""
+        index, _ = self._effective(party)
+        return any(c.direction is Direction.CONSUME and c.valid_at(at) for c in index.values())
+
+    @staticmethod
+    def _unchecked(outcome: Outcome, her_id: int, spec: Specification | None) -> Verdict:
+        return Verdict(outcome, her_id, Direction.CONSUME, None if spec is None else spec.id,
+                       f"delivered without a capability check: {UNCHECKED_REASONS[outcome]}")
 
     def check(self, her_id: int, spec: Specification, direction: Direction, at: datetime) -> Verdict:
         """Can this party receive (Consume) or send (Produce) this specification at this moment?"""
         party = self._parties.get(her_id)
-        if party is None:
-            return Verdict(Outcome.UNKNOWN_PARTY, her_id, direction, spec.id,
-                           f"HER-id {her_id} is not a registered communication party")
-        if not party.active:
-            return Verdict(Outcome.INACTIVE, her_id, direction, spec.id, f"{_label(party)} is not active")
-        if not party.valid_at(at):
-            return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
-                           f"{_label(party)} is registered only {party.period}")
+        if party is None or not party.active or not party.valid_at(at):
+            return self._party_refusal(her_id, party, spec, direction)
         override = self._override(party, spec.id, at)
         if override is not None:
             if override.effect is OverrideEffect.ALLOW:
@@ -193,6 +247,20 @@ class RegistryView:
             return Verdict(Outcome.ALLOWED, her_id, direction, spec.id, reason)
         return self._refusal(party, spec, direction, at, index, capability)
 
+    @staticmethod
+    def _party_refusal(
+        her_id: int, party: Party | None, spec: Specification | None, direction: Direction = Direction.CONSUME,
+    ) -> Verdict:
+        """Why a party that is unknown, inactive or outside its registered period can take nothing."""
+        spec_id = None if spec is None else spec.id
+        if party is None:
+            return Verdict(Outcome.UNKNOWN_PARTY, her_id, direction, spec_id,
+                           f"HER-id {her_id} is not a registered communication party")
+        if not party.active:
+            return Verdict(Outcome.INACTIVE, her_id, direction, spec_id, f"{_label(party)} is not active")
+        return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec_id,
+                       f"{_label(party)} is registered only {party.period}")
+
     def _refusal(
         self, party: Party, spec: Specification, direction: Direction, at: datetime,
         index: _CapabilityIndex, capability: Capability | None,
@@ -209,9 +277,15 @@ class RegistryView:
             return Verdict(Outcome.OTHER_VERSIONS_ONLY, her_id, direction, spec.id,
                            f"{_label(party)} cannot {verb} {spec.display_name}; of {spec.standard} it supports "
                            f"only: {'; '.join(others)}")
-        return Verdict(Outcome.NO_CAPABILITY, her_id, direction, spec.id,
-                       f"{_label(party)} has no {direction.value} capability for {spec.display_name} "
-                       f"({spec.capability(direction)})")
+        reason = (f"{_label(party)} has no {direction.value} capability for {spec.display_name} "
+                  f"({spec.capability(direction)})")
+        if direction is Direction.CONSUME:  # what to send it instead
+            supported = [
+                known.capability(direction) for c in sorted(index.values(), key=_capability_order)
+                if c.direction is direction and c.valid_at(at) and (known := self.catalogue.get(c.specification_id))
+            ]
+            reason += f"; it can receive: {', '.join(supported) if supported else 'nothing registered'}"
+        return Verdict(Outcome.NO_CAPABILITY, her_id, direction, spec.id, reason)
 
     def _effective(self, party: Party) -> tuple[_CapabilityIndex, int | None]:
         # A service or person with no entries of its own inherits its organisation's.
@@ -236,6 +310,14 @@ def unrecognised(her_id: int, description: str) -> Verdict:
     return Verdict(Outcome.UNRECOGNISED_MESSAGE, her_id, Direction.CONSUME, None,
                    f"the message ({description}) is none of the registry's message specifications, so no "
                    "receiver can be found able to take it")
+
+
+def unchecked_text(reason: str) -> str:
+    """The words for a recorded unchecked reason (an UNCHECKED_* outcome's value, as the events carry it)."""
+    try:
+        return UNCHECKED_REASONS[Outcome(reason)]
+    except (ValueError, KeyError):
+        return reason
 
 
 def _label(party: Party) -> str:

@@ -52,7 +52,9 @@ class MessageCheckOut(_Wire):
 
     allowed: bool
     specification_id: int | None
-    description: str
+    description: str  # the kind's name (kept under this name for existing clients)
+    kind: str  # the kind's name, e.g. "Dialogmelding 1.1, DIALOG_INNBYGGER_EKONTAKT"
+    governed: bool  # whether the kind is one of the registry's specifications
     results: list[CheckOut]
 
 

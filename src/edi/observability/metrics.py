@@ -22,6 +22,8 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from edi.core.kinds import UNKNOWN_KIND
+
 log = structlog.get_logger(__name__)
 
 REGISTRY = CollectorRegistry()
@@ -53,6 +55,13 @@ APPRECS = Counter(
     "edi_apprecs", "AppRecs delivered to a mailbox, by status (code system 8220: 1 OK, 2 rejected, 3 OK with "
     "errors in a part); the backbone's own negative AppRecs included.",
     ["service", "status"], registry=REGISTRY)
+DELIVERIES_UNCHECKED = Counter(
+    "edi_deliveries_unchecked",
+    "Messages put in a receiver's mailbox without a capability check (once per message and receiver), by why "
+    "(not_governed: the kind is none of the registry's specifications; no_capabilities: the receiver has "
+    "registered none; by_policy: EDI_CAPABILITY_POLICY=address-only) and the message's kind (a name from the "
+    "project's code lists, or 'unknown').",
+    ["reason", "kind"], registry=REGISTRY)
 BLOB_BYTES = Counter(
     "edi_blob_bytes_stored", "Bytes of attachments stored in the blob store.", ["service"], registry=REGISTRY)
 
@@ -86,12 +95,17 @@ def refused(service: str, apprec_codes: Iterable[str]) -> None:
         MESSAGES_REFUSED.labels(service, code).inc()
 
 
-def delivered(service: str, first: bool, apprec_status: str | None) -> None:
-    """A delivery to a mailbox: counted the first time only (redeliveries find it there), with its AppRec."""
+def delivered(
+    service: str, first: bool, apprec_status: str | None, unchecked_reason: str | None = None, kind: str | None = None,
+) -> None:
+    """A delivery to a mailbox: counted the first time only (redeliveries find it there), with its AppRec and,
+    when the receiver got it unchecked, why."""
     if first:
         MESSAGES_DELIVERED.labels(service).inc()
         if apprec_status is not None:
             APPRECS.labels(service, apprec_status).inc()
+        if unchecked_reason is not None:
+            DELIVERIES_UNCHECKED.labels(unchecked_reason.removeprefix("unchecked_"), kind or UNKNOWN_KIND).inc()
 
 
 # A scrape waits this long for the samplers; one that is slower (a broker or database away) is left out.

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from edi.adapters.bus import Bus
-from edi.core.catalog import Coverage, grouped_labels, standard_label
+from edi.core.catalog import Coverage, grouped_labels
 from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.observability.probes import Ops
@@ -112,7 +112,7 @@ class Parts:
         required = validator.ValidatorSettings(**self.overrides).require_schemas
         outcome = "refused (EDI_REQUIRE_SCHEMAS)" if required else "accepted unvalidated"
         log.warning("standards not validated: no schema installed", documents=outcome,
-                    standards=[standard_label(standard) for standard in coverage.missing],
+                    standards=[standard.label for standard in coverage.missing],
                     hint="--schemas DIR or EDI_SCHEMA_DIRS; `edi schemas` lists what is installed")
         self.ops.tell("schemas", f"not validated, {outcome}: {', '.join(grouped_labels(coverage.missing))}")
 

@@ -80,6 +80,8 @@ class MailboxEntry(BaseModel):
     content_type: str = "application/xml"
     received_at: datetime
     read: bool = False
+    kind: str | None = None  # the message's kind name (edi.core.kinds); None: delivered by an older router
+    unchecked_reason: str | None = None  # why this receiver got it without a capability check; None: checked
 
 
 class ReceiverStatus(BaseModel):
@@ -123,6 +125,10 @@ class Notification(BaseModel):
     message_id: UUID
     counterpart_her_id: str | None = None  # the sender of a new message, or the receiver whose state changed
     at: datetime
+    # The delivery it is about, when the message reached a mailbox: its kind's name and why that receiver got it
+    # without a capability check (None: checked).
+    message_kind: str | None = None
+    unchecked_reason: str | None = None
 
 
 class Messaging(Protocol):

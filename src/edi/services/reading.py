@@ -11,11 +11,11 @@ from datetime import datetime
 
 from edi.core.extract import Element, find_headers, local_name, read_header
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
 from edi.core.rules import parse_kith_datetime
 from edi.events import AppRecAnswer, AppRecErrorDetail, RoutingFacts
-from edi.kapabilitetsregister.specifications import MessageKind
 from edi.services.validator.admission import is_apprec
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from edi.client.models import Int32, Notification, NotificationsResponse, NotificationType
+from edi.kapabilitetsregister.view import unchecked_text
 from edi.services.gateway.access import Caller
 from edi.services.gateway.errors import ERROR_RESPONSES, invalid, log
 from edi.services.messaging import Messaging, NotificationKind
@@ -97,9 +98,19 @@ def notification(event: Event) -> Notification:
         id=uuid.uuid5(_NAMESPACE, str(event.offset)), related_message_id=event.message_id,
         type=NotificationType(event.kind.value), notification_receiver_her_id=int(event.her_id),
         notification_triggered_by_her_id=int(counterpart) if counterpart else None,
-        description=_DESCRIPTIONS[event.kind].format(counterpart=counterpart or "unknown"),
+        description=describe(event),
         created_at=event.at, offset=event.offset,
     )
+
+
+def describe(event: Event) -> str:
+    """What happened, with the message's kind and, when the receiver got it unchecked, why."""
+    text = _DESCRIPTIONS[event.kind].format(counterpart=event.counterpart_her_id or "unknown")
+    if event.message_kind:
+        text += f" Message: {event.message_kind}."
+    if event.unchecked_reason:
+        text += f" Delivered without a capability check: {unchecked_text(event.unchecked_reason)}."
+    return text
 
 
 async def _events(

@@ -61,9 +61,10 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
             message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
             sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
             is_apprec=answer is not None or delivery.message_type == "APPREC", gen_date=gen_date,
-            received_at=delivery.received_at, delivered_at=now, document=document,
+            received_at=delivery.received_at, delivered_at=now, document=document, kind=delivery.kind,
+            unchecked_reason=delivery.unchecked_reason,
         ))
-        metrics.delivered("mailbox", first, answer.status if answer else None)
+        metrics.delivered("mailbox", first, answer.status if answer else None, delivery.unchecked_reason, delivery.kind)
         tracing.remember_delivery(str(delivery.message_id), message.correlation)
         await to_own_topic(delivery, document, message)
         # Every time, not only the first: the status service keeps the first state it is told and ignores

@@ -7,14 +7,15 @@ dead letter, 409 for an action refused (e.g. a dead letter re-driven or parked b
 while the bus cannot be read.
 
 The paths follow `edi ops`: /ops/find, /ops/history/{id}, /ops/resend-receipt/{id}, /ops/dead-letters[/{service}/
-{offset}[/redrive|/park]], /ops/backlog, /ops/audit. (Not /ops/messages: the gateway reads any `messages` segment
-as the contract's `Messages`.)
+{offset}[/redrive|/park]], /ops/backlog, /ops/coverage, /ops/audit. (Not /ops/messages: the gateway reads any
+`messages` segment as the contract's `Messages`.)
 
 No `from __future__ import annotations` here: FastAPI must see the route parameters' types, and `Operator` is
 local to the router it binds.
 """
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 from uuid import UUID
 
@@ -23,11 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edi.adapters.bus import BusError
+from edi.kapabilitetsregister.model import as_utc
 from edi.services.gateway.access import Caller
 from edi.services.gateway.errors import ERROR_RESPONSES, ApiError, ErrorCode, invalid
 from edi.services.operations.models import (
     AuditEntry,
     Backlog,
+    CoverageEntry,
     DeadLetterView,
     History,
     MessageStatus,
@@ -116,6 +119,11 @@ def operations_router(operations: Operations, authenticate: Callable[[Request], 
     @router.get("/backlog", operation_id="OpsBacklog")
     async def backlog(_: Operator, her_id: Annotated[str | None, Query(alias="herId")] = None) -> list[Backlog]:
         return await _guarded(operations.backlog(her_id))
+
+    @router.get("/coverage", operation_id="OpsCoverage")
+    async def coverage(_: Operator, since: datetime | None = None) -> list[CoverageEntry]:
+        """The (receiver, kind) pairs delivered without a capability check, from the traffic routed."""
+        return await _guarded(operations.coverage(None if since is None else as_utc(since)))
 
     @router.get("/audit", operation_id="OpsAudit")
     async def audit(_: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:

@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
+from edi.kapabilitetsregister.view import unchecked_text
+
 
 class _View(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -29,6 +31,24 @@ class Backlog(_View):
     oldest_unread_at: datetime | None  # when the oldest unread message was received
     oldest_unread_age_s: float | None
     last_fetch_at: datetime | None  # None: no fetch seen since the backbone started recording them
+
+
+class CoverageEntry(_View):
+    """A receiver that got a kind of message without a capability check: what a vendor could register."""
+
+    receiver_her_id: str
+    kind: str  # the kind's name (edi.core.kinds), "unknown" for a namespace the project does not know
+    reason: str  # unchecked_not_governed, unchecked_no_capabilities or unchecked_by_policy
+    count: int
+    last_delivered_at: datetime
+
+    @property
+    def reason_text(self) -> str:
+        return unchecked_text(self.reason)
+
+    def line(self) -> str:
+        return (f"{self.receiver_her_id}  {self.kind}  {self.count} delivered unchecked, last "
+                f"{self.last_delivered_at.isoformat(timespec='seconds')}: {self.reason_text}")
 
 
 class DeadLetterState(StrEnum):
@@ -78,6 +98,7 @@ class ReceiverState(_View):
     her_id: str
     state: str  # unread, read, abandoned, refused, pending (a status without a mailbox copy)
     apprec_status: str | None = None  # the receiver's AppRec (code list 8220), when it answered
+    unchecked: str | None = None  # why it got the message without a capability check; None: checked (or refused)
 
 
 class MessageSummary(_View):
@@ -85,6 +106,7 @@ class MessageSummary(_View):
     msg_id: str | None
     sender_her_id: str | None
     message_type: str | None
+    kind: str | None = None  # the kind's name (edi.core.kinds), once the router has delivered it
     at: datetime  # accepted, or refused at ingress
     status: str  # accepted (not yet in a mailbox), refused, or the receivers' states
     receivers: list[ReceiverState]

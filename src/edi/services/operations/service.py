@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from edi.adapters.bus import Bus, BusError
 from edi.events import default_codec
 from edi.events.headers import DLQ_PREFIX, REDRIVEN_FROM
+from edi.kapabilitetsregister.view import unchecked_text
 from edi.schemas.topics import CONSUMING_SERVICES
 from edi.services.messaging import TransportState
 from edi.services.operations.dead_letters import READ_TIMEOUT_S, StoredLetter, read_dead_letters
 from edi.services.operations.models import (
     AuditEntry,
     Backlog,
+    CoverageEntry,
     DeadLetterAction,
     DeadLetterState,
     DeadLetterView,
@@ -185,6 +187,10 @@ class Operations:
     async def backlog(self, her_id: str | None = None) -> list[Backlog]:
         return await self._store.backlog(her_id)
 
+    async def coverage(self, since: datetime | None = None) -> list[CoverageEntry]:
+        """Which receivers got which kinds of message without a capability check, from the traffic routed."""
+        return await self._store.coverage(since)
+
     async def audit(self, *, limit: int = 100) -> list[AuditEntry]:
         return await self._store.audit_trail(limit=limit)
 
@@ -217,14 +223,16 @@ def summarise(facts: MessageFacts, *, dead_lettered: bool = False) -> MessageSum
     receivers: dict[str, ReceiverState] = {}
     for row in facts.mailbox:
         state = "abandoned" if row.abandoned_at else "read" if row.read_at else "unread"
-        receivers[row.receiver_her_id] = ReceiverState(her_id=row.receiver_her_id, state=state)
+        unchecked = None if row.unchecked_reason is None else unchecked_text(row.unchecked_reason)
+        receivers[row.receiver_her_id] = ReceiverState(her_id=row.receiver_her_id, state=state, unchecked=unchecked)
     for status in facts.statuses:
         known = receivers.get(status.receiver_her_id)
         refused = status.status.transport_state is TransportState.REJECTED
         state = known.state if known else "refused" if refused else "pending"
         apprec = None if status.status.apprec_status is None else status.status.apprec_status.value
         receivers[status.receiver_her_id] = ReceiverState(her_id=status.receiver_her_id, state=state,
-                                                          apprec_status=apprec)
+                                                          apprec_status=apprec,
+                                                          unchecked=known.unchecked if known else None)
     states = sorted({r.state for r in receivers.values()})
     if not states:
         states = ["refused" if facts.refusal is not None else "undelivered"]
@@ -238,6 +246,7 @@ def summarise(facts: MessageFacts, *, dead_lettered: bool = False) -> MessageSum
         message_id=facts.message_id, msg_id=msg_id, sender_her_id=sender,
         message_type=facts.accepted.message_type if facts.accepted else first_copy.message_type if first_copy
         else None,
+        kind=next((row.kind for row in facts.mailbox if row.kind), None),
         at=at, status=", ".join(states), receivers=sorted(receivers.values(), key=lambda r: r.her_id),
     )
 
@@ -281,8 +290,12 @@ def _store_events(facts: MessageFacts) -> list[HistoryEvent]:
         events.append(HistoryEvent(at=made_at, event="receipt-sent", service="receipts",
                                    detail=f"negative AppRec {apprec_id} for the sender"))
     for row in facts.mailbox:
+        check = ("capability not checked: " + unchecked_text(row.unchecked_reason) if row.unchecked_reason
+                 else "capability checked" if row.kind else "")
+        what = "; ".join(part for part in (row.kind, check) if part)
         events.append(HistoryEvent(at=row.delivered_at, event="delivered", service="mailbox",
-                                   her_id=row.receiver_her_id, detail=f"in the mailbox of {row.receiver_her_id}"))
+                                   her_id=row.receiver_her_id,
+                                   detail=f"in the mailbox of {row.receiver_her_id}" + (f" ({what})" if what else "")))
         if row.read_at is not None:
             events.append(HistoryEvent(at=row.read_at, event="read", her_id=row.receiver_her_id,
                                        detail=f"marked read by {row.receiver_her_id}"))

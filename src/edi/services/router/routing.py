@@ -1,8 +1,10 @@
 """Which receivers of a message get it, and why the others do not: the registry check, pure.
 
-Every receiver and copy receiver is checked on its own: one that is unknown (or has no usable HER-id) gets
-E21; one that cannot Consume the message's specification gets T10, naming the specification and what the
-receiver does support; a message that is none of the registry's specifications gets T10 for everyone.
+Every receiver and copy receiver is checked on its own, under the deployment's capability policy (see
+`RegistryView.check_receiver` and docs/capability-policy.md): one that is unknown (or has no usable HER-id) gets
+E21; one the registry knows cannot Consume the message's specification gets T10, naming the specification and
+what the receiver does support. A receiver the policy lets through unchecked gets the message, with the reason
+it was not checked.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from edi.core.errors import Code
+from edi.core.kinds import MessageKind
 from edi.core.problems import Problem, problem
-from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
-from edi.kapabilitetsregister.specifications import MessageKind, describe_message
-from edi.kapabilitetsregister.view import Outcome, RegistryView, Verdict, unrecognised
+from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
+from edi.kapabilitetsregister.view import CapabilityPolicy, Outcome, RegistryView
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +27,22 @@ class Refused:
 
 
 @dataclass(frozen=True, slots=True)
+class Receiving:
+    receiver_her_id: str
+    unchecked: Outcome | None  # why the capability check was not made (an UNCHECKED_* outcome); None: it was
+
+
+@dataclass(frozen=True, slots=True)
 class Routing:
-    receivers: tuple[str, ...]  # those that get the message, in the message's order
+    receivers: tuple[Receiving, ...]  # those that get the message, in the message's order
     refused: tuple[Refused, ...]
 
 
-def route(view: RegistryView, kind: MessageKind, receivers: Sequence[str], at: datetime) -> Routing:
+def route(
+    view: RegistryView, kind: MessageKind, receivers: Sequence[str], at: datetime, policy: CapabilityPolicy,
+) -> Routing:
     spec = view.catalogue.recognise(kind)
-    allowed: list[str] = []
+    allowed: list[Receiving] = []
     refused: list[Refused] = []
     for receiver in receivers:
         try:
@@ -40,28 +50,14 @@ def route(view: RegistryView, kind: MessageKind, receivers: Sequence[str], at: d
         except InvalidHerIdError as exc:
             refused.append(Refused(receiver, _unknown(receiver, str(exc))))
             continue
-        verdict = unrecognised(her_id, describe_message(kind)) if spec is None else view.check(
-            her_id, spec, Direction.CONSUME, at)
+        verdict = view.check_receiver(her_id, spec, at, policy, kind.name)
         if verdict.allowed:
-            allowed.append(receiver)
+            allowed.append(Receiving(receiver, verdict.outcome if verdict.unchecked else None))
         elif verdict.outcome is Outcome.UNKNOWN_PARTY:
             refused.append(Refused(receiver, _unknown(receiver, verdict.reason)))
         else:
-            refused.append(Refused(receiver, _cannot_consume(receiver, _with_support(view, verdict, at))))
+            refused.append(Refused(receiver, _cannot_consume(receiver, verdict.reason)))
     return Routing(tuple(allowed), tuple(refused))
-
-
-def _with_support(view: RegistryView, verdict: Verdict, at: datetime) -> str:
-    """The verdict's reason, and, when it does not say already, what the receiver can receive instead."""
-    if verdict.outcome is not Outcome.NO_CAPABILITY:
-        return verdict.reason
-    capabilities, _ = view.effective_capabilities(verdict.her_id)
-    names = [
-        spec.capability(Direction.CONSUME)
-        for c in capabilities
-        if c.direction is Direction.CONSUME and c.valid_at(at) and (spec := view.catalogue.get(c.specification_id))
-    ]
-    return f"{verdict.reason}; it can receive: {', '.join(names) if names else 'nothing registered'}"
 
 
 def _unknown(receiver: str, reason: str) -> Problem:

@@ -16,9 +16,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from edi.core.header import RoutingHeader
+from edi.core.kinds import MessageKind
 from edi.events import AcceptedMessage, BlobRef, Delivery, ErrorDetail, Rejection, StatusChange, TransportState
 from edi.kapabilitetsregister.model import InvalidInputError
-from edi.kapabilitetsregister.specifications import MessageKind, read_routing_header
+from edi.kapabilitetsregister.settings import CapabilityPolicySettings
+from edi.kapabilitetsregister.specifications import read_routing_header
+from edi.kapabilitetsregister.view import CapabilityPolicy
 from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
 from edi.services.objects.offload import Attachments, gets_inline
@@ -29,11 +32,14 @@ from edi.services.store import BackboneSettings
 from edi.services.validator.admission import is_apprec
 
 
-class RouterSettings(BackboneSettings):
+class RouterSettings(BackboneSettings, CapabilityPolicySettings):
     pass
 
 
-def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service:
+def build(
+    feed: RegistryFeed, attachments: Attachments | None = None,
+    policy: CapabilityPolicy = CapabilityPolicy.REGISTERED,
+) -> Service:
     service = Service("router")
 
     @service.handler(ACCEPTED, payload=AcceptedMessage, outputs=[DELIVERIES, STATUS, REJECTED])
@@ -64,21 +70,23 @@ def build(feed: RegistryFeed, attachments: Attachments | None = None) -> Service
             kind, apprec = MessageKind.of(header), is_apprec(header)
         view = await feed.wait_ready()
         now = datetime.now(UTC)
-        routing = route(view, kind, accepted.receiver_her_ids, now)
+        routing = route(view, kind, accepted.receiver_her_ids, now, policy)
         receivers, refused = list(routing.receivers), list(routing.refused)
         too_large = attachments.too_large_inline(document, objects) if attachments and objects else None
         if too_large is not None:
-            inline = [r for r in receivers if gets_inline(r, view)]
+            inline = [r for r in receivers if gets_inline(r.receiver_her_id, view)]
             receivers = [r for r in receivers if r not in inline]
-            refused += [Refused(receiver, too_large) for receiver in inline]
+            refused += [Refused(r.receiver_her_id, too_large) for r in inline]
+        kind_name = kind.name
         outputs = [
             Output(DELIVERIES, Delivery(
-                message_id=accepted.message_id, receiver_her_id=receiver, sender_her_id=accepted.sender_her_id,
-                msg_id=accepted.msg_id, message_type=accepted.message_type,
+                message_id=accepted.message_id, receiver_her_id=r.receiver_her_id,
+                sender_her_id=accepted.sender_her_id, msg_id=accepted.msg_id, message_type=accepted.message_type,
                 business_namespace=accepted.business_namespace, document=document,
-                received_at=accepted.received_at, attachments=objects, facts=facts,
-            ), correlation=message.correlation.child(receiver_her_id=receiver))
-            for receiver in receivers
+                received_at=accepted.received_at, attachments=objects, facts=facts, kind=kind_name,
+                unchecked_reason=None if r.unchecked is None else r.unchecked.value,
+            ), correlation=message.correlation.child(receiver_her_id=r.receiver_her_id))
+            for r in receivers
         ]
         outputs += [
             Output(STATUS, StatusChange(message_id=accepted.message_id, receiver_her_id=r.receiver_her_id,

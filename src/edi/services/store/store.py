@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from edi.adapters.bus import Bus
 from edi.adapters.sql import make_engine, migrate_to_head
 from edi.core.apprec import AppRecStatus
+from edi.core.kinds import UNKNOWN_KIND
 from edi.events import ErrorDetail, Rejection, StatusChange
 from edi.schemas.topics import ALL_TOPICS
 from edi.services.messaging import (
@@ -37,7 +38,14 @@ from edi.services.messaging import (
     ReceiverStatus,
     TransportState,
 )
-from edi.services.operations.models import AuditEntry, Backlog, DeadLetterAction, DeadLetterState, MessageStatus
+from edi.services.operations.models import (
+    AuditEntry,
+    Backlog,
+    CoverageEntry,
+    DeadLetterAction,
+    DeadLetterState,
+    MessageStatus,
+)
 from edi.services.store import tables as t
 from edi.services.store.settings import BackboneSettings
 from edi.services.store.tables import VERSION_TABLE
@@ -135,6 +143,8 @@ class StoredDelivery:
     received_at: datetime
     delivered_at: datetime
     document: bytes
+    kind: str | None = None  # the message's kind name; None: delivered by an older router
+    unchecked_reason: str | None = None  # why the receiver got it without a capability check; None: checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,7 +361,7 @@ class BackboneStore:
                 {"message_id": d.message_id, "receiver_her_id": d.receiver_her_id, "sender_her_id": d.sender_her_id,
                  "msg_id": d.msg_id, "message_type": d.message_type, "is_apprec": d.is_apprec,
                  "gen_date": d.gen_date, "received_at": d.received_at, "delivered_at": d.delivered_at,
-                 "document": d.document}
+                 "document": d.document, "kind": d.kind, "unchecked_reason": d.unchecked_reason}
                 for d in deliveries
             ])
         new = {(row.message_id, row.receiver_her_id) for row in inserted}
@@ -556,13 +566,21 @@ class BackboneStore:
             await connection.execute(sa.insert(t.notifications), notifications)
 
     async def notifications(self, her_ids: Sequence[str], *, after: int = 0, limit: int = 100) -> list[Notification]:
-        n = t.notifications.c
-        query = sa.select(t.notifications).where(n.her_id.in_(list(her_ids)), n.offset > after).order_by(
-            n.offset).limit(limit)
+        n, b = t.notifications.c, t.mailbox.c
+        # The delivery a notification is about: the receiver's own copy of a new message, or the copy of the
+        # receiver whose state changed for the sender.
+        delivered_to = sa.case((n.kind == NotificationKind.NEW_MESSAGE.value, n.her_id), else_=n.counterpart_her_id)
+        query = sa.select(
+            n.offset, n.kind, n.her_id, n.message_id, n.counterpart_her_id, n.at,
+            b.kind.label("message_kind"), b.unchecked_reason,
+        ).outerjoin(
+            t.mailbox, sa.and_(b.message_id == n.message_id, b.receiver_her_id == delivered_to),
+        ).where(n.her_id.in_(list(her_ids)), n.offset > after).order_by(n.offset).limit(limit)
         async with self.engine.connect() as connection:
             return [
                 Notification(offset=row.offset, kind=NotificationKind(row.kind), her_id=row.her_id,
-                             message_id=row.message_id, counterpart_her_id=row.counterpart_her_id, at=row.at)
+                             message_id=row.message_id, counterpart_her_id=row.counterpart_her_id, at=row.at,
+                             message_kind=row.message_kind, unchecked_reason=row.unchecked_reason)
                 for row in await connection.execute(query)
             ]
 
@@ -781,10 +799,29 @@ class BackboneStore:
             for receiver in sorted({*waiting, *fetched}, key=lambda h: (len(h), h))
         ]
 
+    async def coverage(self, since: datetime | None = None) -> list[CoverageEntry]:
+        """The (receiver, kind) pairs delivered without a capability check, with why, how often and when last."""
+        b = t.mailbox.c
+        query = sa.select(
+            b.receiver_her_id, b.kind, b.unchecked_reason, sa.func.count().label("count"),
+            sa.func.max(b.delivered_at).label("last_at"),
+        ).where(b.unchecked_reason.is_not(None)).group_by(b.receiver_her_id, b.kind, b.unchecked_reason)
+        if since is not None:
+            query = query.where(b.delivered_at >= since)
+        async with self.engine.connect() as connection:
+            rows = list(await connection.execute(query))
+        return sorted(
+            (CoverageEntry(receiver_her_id=row.receiver_her_id, kind=row.kind or UNKNOWN_KIND,
+                           reason=row.unchecked_reason, count=row.count, last_delivered_at=row.last_at)
+             for row in rows),
+            key=lambda e: (-e.count, len(e.receiver_her_id), e.receiver_her_id, e.kind),
+        )
+
 
 _ENTRY_COLUMNS = (
     t.mailbox.c.message_id, t.mailbox.c.receiver_her_id, t.mailbox.c.sender_her_id, t.mailbox.c.msg_id,
     t.mailbox.c.gen_date, t.mailbox.c.is_apprec, t.mailbox.c.received_at, t.mailbox.c.read_at,
+    t.mailbox.c.kind, t.mailbox.c.unchecked_reason,
 )
 
 
@@ -792,7 +829,7 @@ def _entry(row: Any) -> MailboxEntry:
     return MailboxEntry(
         message_id=row.message_id, receiver_her_id=row.receiver_her_id, sender_her_id=row.sender_her_id,
         msg_id=row.msg_id, gen_date=row.gen_date, is_apprec=row.is_apprec, received_at=row.received_at,
-        read=row.read_at is not None,
+        read=row.read_at is not None, kind=row.kind, unchecked_reason=row.unchecked_reason,
     )
 
 
@@ -842,6 +879,8 @@ class MailboxRow:
     delivered_at: datetime
     read_at: datetime | None
     abandoned_at: datetime | None
+    kind: str | None = None
+    unchecked_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -873,7 +912,7 @@ class MessageFacts:
 _MAILBOX_COLUMNS = (
     t.mailbox.c.message_id, t.mailbox.c.receiver_her_id, t.mailbox.c.sender_her_id, t.mailbox.c.msg_id,
     t.mailbox.c.message_type, t.mailbox.c.is_apprec, t.mailbox.c.received_at, t.mailbox.c.delivered_at,
-    t.mailbox.c.read_at, t.mailbox.c.abandoned_at,
+    t.mailbox.c.read_at, t.mailbox.c.abandoned_at, t.mailbox.c.kind, t.mailbox.c.unchecked_reason,
 )
 
 
@@ -881,7 +920,8 @@ def _mailbox_row(row: Any) -> MailboxRow:
     return MailboxRow(
         message_id=row.message_id, receiver_her_id=row.receiver_her_id, sender_her_id=row.sender_her_id,
         msg_id=row.msg_id, message_type=row.message_type, is_apprec=row.is_apprec, received_at=row.received_at,
-        delivered_at=row.delivered_at, read_at=row.read_at, abandoned_at=row.abandoned_at,
+        delivered_at=row.delivered_at, read_at=row.read_at, abandoned_at=row.abandoned_at, kind=row.kind,
+        unchecked_reason=row.unchecked_reason,
     )
 
 

@@ -45,8 +45,13 @@ mailbox = sa.Table(
     sa.Column("read_at", UtcDateTime),
     sa.Column("abandoned_at", UtcDateTime),
     sa.Column("document", sa.LargeBinary, nullable=False),
+    # Migration 0004: the message's kind (edi.core.kinds) and why the router delivered it unchecked (an
+    # unchecked_* outcome of the registry view; NULL: checked, or delivered by an older router).
+    sa.Column("kind", sa.Text),
+    sa.Column("unchecked_reason", sa.String(32)),
     sa.UniqueConstraint("sender_her_id", "msg_id", "receiver_her_id", name="mailbox_sender_msg_id_receiver"),
     sa.Index("mailbox_unread", "receiver_her_id", "read_at", "gen_date"),
+    sa.Index("mailbox_unchecked", "unchecked_reason", "delivered_at"),
 )
 
 # Per message and receiver: transport state and the receiver's AppRec, as the status service last saw them.
