@@ -22,11 +22,14 @@ from edi.kapabilitetsregister.api import create_app
 from edi.kapabilitetsregister.changes import ChangeRecord
 from edi.kapabilitetsregister.settings import RegistrySettings
 from edi.kapabilitetsregister.specifications import default_catalogue
-from edi.kapabilitetsregister.view import RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, RegistryView
 from tests.kapabilitetsregister.conftest import EXAMPLE_HER_ID, EXAMPLE_PARTY, Kapreg
 from tests.shared_samples import SAMPLES
 
 HELSEFAGLIG_DIALOG = SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml"
+# Helsenorge's citizen dialogs: a kind of message none of the registry's specifications is.
+CITIZEN_DIALOGS = ("dialogmelding/sarepta-eksempel/DigitalDialogImplementasjonsguideStandarder/"
+                   "SystemdokumentasjonKommunikasjonsprosesser-verifiserbare/DIALOG_INNBYGGER_EKONTAKT/1.2")
 TOKEN = "s3cret-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Operator": "alice"}
 
@@ -127,6 +130,31 @@ def test_check_a_message_for_its_receivers_and_per_deployment_its_sender(databas
         assert answer["results"][0]["sender"]["reason"] == (
             "HER-id 258521 has no Produce capability for Dialogmelding 1.1, Helsefaglig dialog "
             "(ProduceDialogmeldingHelsefagligDialog1.1)")
+
+
+def test_the_api_applies_the_deployments_capability_policy(database_url: str) -> None:
+    citizen = next((SAMPLES / CITIZEN_DIALOGS).glob("*.xml"))
+    parties = json.dumps([{"herId": 90998, "supported": ["ConsumeEpikrise1.2"]}, {"herId": 90999}])
+    with served(_settings(database_url)) as url, httpx.Client(base_url=url) as api:
+        api.post("/import", content=parties, headers=AUTH)
+        # registered (the default): what the registry knows is enforced, the rest delivered and said so.
+        lacks = api.get("/check", params={"receiver": 90998, "spec": 16}).json()
+        assert lacks["allowed"] is False and lacks["receiver"]["reason"].endswith("it can receive: ConsumeEpikrise1.2")
+        nothing = api.get("/check", params={"receiver": 90999, "spec": 16}).json()
+        assert nothing["allowed"] is True and nothing["receiver"]["outcome"] == "unchecked_no_capabilities"
+        ungoverned = api.get("/check", params={"receiver": 90998, "kind": "Dialogmelding 1.1, X"}).json()
+        assert ungoverned["receiver"]["outcome"] == "unchecked_not_governed"
+        unknown = api.get("/check", params={"receiver": 424242}).json()
+        assert unknown["allowed"] is False and unknown["receiver"]["outcome"] == "unknown_party"
+        answer = api.post("/check/message", params={"receiver": 90998}, content=citizen.read_bytes()).json()
+        assert answer["kind"] == "Dialogmelding 1.1, DIALOG_INNBYGGER_EKONTAKT" and answer["governed"] is False
+        assert answer["allowed"] is True and answer["specificationId"] is None
+    strict = _settings(database_url).model_copy(update={"capability_policy": CapabilityPolicy.STRICT})
+    with served(strict) as url, httpx.Client(base_url=url) as api:
+        answer = api.post("/check/message", params={"receiver": 90998}, content=citizen.read_bytes()).json()
+        assert answer["allowed"] is False
+        assert answer["results"][0]["receiver"]["outcome"] == "unrecognised_message"
+        assert api.get("/check", params={"receiver": 90999, "spec": 16}).json()["allowed"] is False
 
 
 def test_specifications_parties_export_and_the_change_stream(api: httpx.Client) -> None:

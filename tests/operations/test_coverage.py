@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 from typer.testing import CliRunner, Result
 
 from edi.auth.dev import DevIssuer
@@ -34,7 +35,7 @@ def citizen_dialog(msg_id: str) -> bytes:
     return dialog(msg_id).replace(b'<Type V="DIALOG_NOTAT" DN="Notat" />', b'<Type V="DIALOG_INNBYGGER_TIMER" />')
 
 
-async def run(app: object, *args: str) -> Result:
+async def run(app: typer.Typer, *args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, app, list(args), catch_exceptions=False)
 
 
