@@ -15,7 +15,6 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from edi.auth.dev import DevIssuer
 from edi.cli.kapreg import app as kapreg
 from edi.cli.main import app as edi
 from edi.services.gateway.app import create_app
@@ -77,9 +76,10 @@ async def test_unchecked_deliveries_are_reported_counted_and_explained(
         # Over HTTP: /ops/coverage for operators, and `kapreg coverage --url` reading it.
         settings = GatewaySettings(environment=Environment.DEVELOPMENT, data_dir=tmp_path)
         app = create_app(backbone, settings, operations=Operations(await parts.bus(), store))
-        issuer = DevIssuer.load_or_create(tmp_path)
-        operator = issuer.issue([SENDER], audience=settings.auth_audience, scope="edi:ops", subject="vendor")
+        token = ("dev", "token", "--her-id", SENDER, "--data-dir", str(tmp_path))
+        operator, user = [(await run(edi, *token, *ops)).stdout.strip() for ops in (["--ops"], [])]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway") as client:
             assert (await client.get("/ops/coverage")).status_code == 401
+            assert (await client.get("/ops/coverage", headers={"Authorization": f"Bearer {user}"})).status_code == 403
             served = await client.get("/ops/coverage", headers={"Authorization": f"Bearer {operator}"})
             assert served.status_code == 200 and served.json() == report

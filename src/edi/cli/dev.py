@@ -9,6 +9,7 @@ import typer
 
 from edi.auth.dev import DEFAULT_LIFETIME_SECONDS, DevIssuer
 from edi.services.gateway.settings import TokenSettings
+from edi.services.operations.api import OperatorSettings
 
 app = typer.Typer(name="dev", help="Helpers for a development deployment.", no_args_is_help=True)
 
@@ -23,6 +24,9 @@ def token(
         help="Bind the token to this DPoP key (its JWK SHA-256 thumbprint); it must then be sent as DPoP.",
     )] = None,
     hours: Annotated[float, typer.Option(help="Lifetime.")] = DEFAULT_LIFETIME_SECONDS / 3600,
+    ops: Annotated[bool, typer.Option(
+        "--ops", help="A token for the operator tools (/ops, `kapreg coverage --url`) instead of the message API.",
+    )] = False,
     data_dir: Annotated[Path | None, typer.Option(
         help="Where the dev issuer's key is (default EDI_DATA_DIR, else .edi-data): the gateway's data directory.",
     )] = None,
@@ -39,6 +43,7 @@ def token(
     settings = TokenSettings() if data_dir is None else TokenSettings(data_dir=data_dir)
     issuer = DevIssuer.load_or_create(settings.data_dir)
     typer.echo(issuer.issue(
-        her_id, audience=settings.auth_audience, scope=settings.auth_scope, organisation=org, jkt=jkt,
+        her_id, audience=settings.auth_audience, scope=OperatorSettings().ops_scope if ops else settings.auth_scope,
+        organisation=org, jkt=jkt,
         lifetime_seconds=int(hours * 3600),
     ))
