@@ -63,7 +63,7 @@ async def test_edi_up_then_send_and_inbox_show_a_sample_arriving_and_another_ref
                                      "--json", env=env)
         assert code == 0, listed
         [entry] = [json.loads(line) for line in listed.splitlines() if line.startswith("{")]
-        assert entry["what"] == "Dialogmelding 1.0, message function DIALOG_NOTAT"
+        assert entry["what"] == "Dialogmelding 1.0, DIALOG_NOTAT"
 
         code, refused = await command(str(BIN / "edi"), "send", "--data-dir", str(data_dir), "--json", str(INVALID),
                                       env=env)
