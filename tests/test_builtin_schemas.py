@@ -1,11 +1,12 @@
-"""The project's own MsgHead 1.2 / AppRec 1.0 / 1.1 schemas (src/edi/schemas/xsd) vs the published ones.
+"""The project's own MsgHead 1.2 / AppRec 1.0 / 1.1 / Dialogmelding 1.0 / 1.1 schemas (src/edi/schemas/xsd) vs
+the published ones.
 
-For every MsgHead envelope and every AppRec among the shared samples, the verdict (valid / invalid) of our
-schema must equal the verdict of the published schema, computed live here with lxml, and the summary in
-samples/VALIDATION.md must be reproduced. Envelopes are validated the way VALIDATION.md's method does it
-(and the way the validation engine does it): a deep copy of the outermost MsgHead with the children of
-every Document/RefDoc/Content detached. Targeted mutations of valid samples then show that both reject the
-same things.
+For every MsgHead envelope, every AppRec and every Dialogmelding among the shared samples, the verdict (valid /
+invalid) of our schema must equal the verdict of the published schema, computed live here with lxml, and
+samples/VALIDATION.md must be reproduced. Envelopes are validated the way VALIDATION.md's method does it (and
+the way the validation engine does it): a deep copy of the outermost MsgHead with the children of every
+Document/RefDoc/Content detached; the Dialogmelding documents are those children, each validated on its own.
+Targeted mutations of valid samples then show that both reject (and accept) the same things.
 
 The published schemas are compiled with a custom lxml resolver built from shared/standards/catalog.xml
 (their http:// schemaLocations for kith.xsd and xmldsig point to local copies); ours must compile with no
@@ -26,6 +27,8 @@ import pytest
 from lxml import etree
 
 import edi.schemas
+from edi.core.catalog import SchemaCatalog
+from edi.core.validation import PartKind, Validator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SAMPLES = SHARED / "samples"
@@ -38,18 +41,26 @@ if not (SAMPLES / "VALIDATION.md").is_file() or not (STANDARDS / "catalog.xml").
 MH = "http://www.kith.no/xmlstds/msghead/2006-05-24"
 AR10 = "http://www.kith.no/xmlstds/apprec/2004-11-21"
 AR11 = "http://www.kith.no/xmlstds/apprec/2012-02-15"
+DIA10 = "http://www.kith.no/xmlstds/dialog/2006-10-11"
+DIA11 = "http://www.kith.no/xmlstds/dialog/2013-01-23"
+KITH = "http://www.kith.no/xmlstds"
+FK1 = "http://www.kith.no/xmlstds/felleskomponent1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 XS = "http://www.w3.org/2001/XMLSchema"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 # namespace -> (published top-level XSD relative to shared/standards, our file)
 SCHEMAS = {
     MH: ("felleskomponenter/MsgHead-v1_2.xsd", "msghead-1.2.xsd"),
     AR10: ("applikasjonskvittering/AppRec-v1-2004-11-21.xsd", "apprec-1.0.xsd"),
     AR11: ("applikasjonskvittering/AppRec-v1.1.xsd", "apprec-1.1.xsd"),
+    DIA10: ("dialogmelding/2006-10-11/dialogmelding.xsd", "dialogmelding-1.0.xsd"),
+    DIA11: ("dialogmelding/2013-01-23/dialogmelding-v1.1.xsd", "dialogmelding-1.1.xsd"),
 }
 
 MSGHEAD = f"{{{MH}}}MsgHead"
 APPREC_TAGS = (f"{{{AR10}}}AppRec", f"{{{AR11}}}AppRec")
+DIALOG_TAGS = (f"{{{DIA10}}}Dialogmelding", f"{{{DIA11}}}Dialogmelding")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -122,6 +133,11 @@ def standalone_copy(element: etree._Element) -> etree._ElementTree:
     return etree.ElementTree(copy.deepcopy(element))
 
 
+def content_documents(msghead: etree._Element) -> list[etree._Element]:
+    """The business documents the MsgHead carries: the children of every Document/RefDoc/Content."""
+    return [child for content in msghead.iter(f"{{{MH}}}Content") for child in content if isinstance(child.tag, str)]
+
+
 @dataclass(frozen=True)
 class Verdict:
     valid: bool
@@ -145,7 +161,7 @@ def verdict(schema: etree.XMLSchema, doc: etree._ElementTree) -> Verdict:
 class Instance:
     file: str  # relative to samples/
     kind: str  # top-level folder, as in VALIDATION.md
-    what: str  # "MsgHead" or "AppRec"
+    what: str  # "MsgHead", "AppRec" or "Dialogmelding"
     ns: str
     line: int
     published: Verdict
@@ -160,33 +176,23 @@ def instances_in(rel: str) -> tuple[Instance, ...] | None:
         return None
     kind = rel.split("/", 1)[0]
     found: list[Instance] = []
+
+    def add(what: str, element: etree._Element, doc: etree._ElementTree) -> None:
+        ns = etree.QName(element).namespace
+        found.append(
+            Instance(rel, kind, what, ns, element.sourceline or 0, verdict(published(ns), doc), verdict(ours(ns), doc))
+        )
+
+    dialogs: list[etree._Element] = []
     for mh in outermost_msgheads(tree):
-        doc = envelope_copy(mh)
-        found.append(
-            Instance(
-                rel,
-                kind,
-                "MsgHead",
-                MH,
-                mh.sourceline or 0,
-                verdict(published(MH), doc),
-                verdict(ours(MH), doc),
-            )
-        )
+        add("MsgHead", mh, envelope_copy(mh))
+        dialogs.extend(d for d in content_documents(mh) if d.tag in DIALOG_TAGS)
     for ar in tree.iter(*APPREC_TAGS):
-        ns = etree.QName(ar).namespace
-        doc = standalone_copy(ar)
-        found.append(
-            Instance(
-                rel,
-                kind,
-                "AppRec",
-                ns,
-                ar.sourceline or 0,
-                verdict(published(ns), doc),
-                verdict(ours(ns), doc),
-            )
-        )
+        add("AppRec", ar, standalone_copy(ar))
+    # as VALIDATION.md and the engine do: the Dialogmelding documents inside Content (none sits anywhere else)
+    assert len(dialogs) == len(list(tree.iter(*DIALOG_TAGS))), f"{rel}: a Dialogmelding outside MsgHead Content"
+    for dialog in dialogs:
+        add("Dialogmelding", dialog, standalone_copy(dialog))
     return tuple(found)
 
 
@@ -227,18 +233,21 @@ def validation_summary() -> dict[str, SummaryRow]:
 
 @cache
 def validation_per_file() -> dict[str, tuple[str, tuple[tuple[str, bool], ...]]]:
-    """file -> (envelope result cell, ((apprec namespace, valid), ...)) from the per-file table."""
+    """file -> (envelope result cell, ((namespace, valid), ...) of its AppRec and Dialogmelding documents) from
+    the per-file table."""
     text = (SAMPLES / "VALIDATION.md").read_text(encoding="utf-8")
     out: dict[str, tuple[str, tuple[tuple[str, bool], ...]]] = {}
     for line in text.splitlines():
         m = re.match(r"\| `([^`]+)` \| [^|]* \| [^|]* \| ([^|]*) \|", line)
         if not m:
             continue
-        apprecs = tuple(
-            (f"http://www.kith.no/xmlstds/apprec/{date}", result == "valid")
-            for date, result in re.findall(r"`kith:apprec/([\d-]+)` → `[^`]*` → (valid|INVALID)", line)
+        parts = tuple(
+            (f"http://www.kith.no/xmlstds/{standard}/{date}", result == "valid")
+            for standard, date, result in re.findall(
+                r"`kith:(apprec|dialog)/([\d-]+)` → `[^`]*` → (valid|INVALID)", line
+            )
         )
-        out[m.group(1)] = (m.group(2).strip(), apprecs)
+        out[m.group(1)] = (m.group(2).strip(), parts)
     return out
 
 
@@ -252,7 +261,10 @@ def test_our_schemas_compile_offline_with_relative_locations_only() -> None:
         "msghead-1.2.xsd",
         "apprec-1.0.xsd",
         "apprec-1.1.xsd",
+        "dialogmelding-1.0.xsd",
+        "dialogmelding-1.1.xsd",
         "kith-types.xsd",
+        "felleskomponent1-types.xsd",
     }
     for f in files:
         doc = etree.parse(str(f), etree.XMLParser(no_network=True))
@@ -278,18 +290,25 @@ def test_one_file_with_global_elements_per_namespace() -> None:
     assert by_ns.get(MH) == ["msghead-1.2.xsd"]
     assert by_ns.get(AR10) == ["apprec-1.0.xsd"]
     assert by_ns.get(AR11) == ["apprec-1.1.xsd"]
+    assert by_ns.get(DIA10) == ["dialogmelding-1.0.xsd"]
+    assert by_ns.get(DIA11) == ["dialogmelding-1.1.xsd"]
+    assert by_ns.get(KITH) == ["kith-types.xsd"]  # kith.xsd's global REF, as published
+    assert FK1 not in by_ns
     assert all(len(names) == 1 for names in by_ns.values()), by_ns
 
 
 def test_same_global_declarations_as_published() -> None:
     """Global elements decide which roots a document may have (and what wildcards match); global type names
-    can be named by an instance's xsi:type. Both must be the published ones (kith-types: a subset)."""
+    can be named by an instance's xsi:type; global attributes are checked wherever attributes are lax. All must
+    be the published ones: Dialogmelding's xs:anyType content (TekstNotatInnhold, 1.1's Sporsmal) is checked
+    laxly against every global element, attribute and type of the schema set, kith and felleskomponent1 included.
+    """
 
     def globals_of(schema_doc_path: Path, target: str, kind: str) -> set[str]:
         root = etree.parse(str(schema_doc_path), etree.XMLParser(no_network=True)).getroot()
         assert root.get("targetNamespace") == target
-        if kind == "element":
-            return {str(e.get("name")) for e in root.findall(f"{{{XS}}}element")}
+        if kind in ("element", "attribute"):
+            return {str(e.get("name")) for e in root.findall(f"{{{XS}}}{kind}")}
         return {
             str(e.get("name"))
             for e in root.findall(f"{{{XS}}}complexType") + root.findall(f"{{{XS}}}simpleType")
@@ -297,19 +316,17 @@ def test_same_global_declarations_as_published() -> None:
 
     pairs = [(ns, STANDARDS / pub, OURS / own) for ns, (pub, own) in SCHEMAS.items()]
     pairs.append((DS, STANDARDS / "w3c/xmldsig-core-schema.xsd", OURS / "xmldsig-core.xsd"))
+    # the type libraries, both where AppRec 1.1 / Dialogmelding 1.1 and where Dialogmelding 1.0 import them from
+    for folder in ("felleskomponenter", "dialogmelding/2006-10-11"):
+        pairs.append((KITH, STANDARDS / folder / "kith.xsd", OURS / "kith-types.xsd"))
+        pairs.append((FK1, STANDARDS / folder / "felleskomponent1.xsd", OURS / "felleskomponent1-types.xsd"))
     for ns, pub_path, own_path in pairs:
-        for kind in ("element", "type"):
-            assert globals_of(own_path, ns, kind) == globals_of(pub_path, ns, kind), (ns, kind)
-    kith_pub = STANDARDS / "felleskomponenter/kith.xsd"
-    kith_own = OURS / "kith-types.xsd"
-    assert globals_of(kith_own, "http://www.kith.no/xmlstds", "element") == set()
-    assert globals_of(kith_own, "http://www.kith.no/xmlstds", "type") <= globals_of(
-        kith_pub, "http://www.kith.no/xmlstds", "type"
-    )
+        for kind in ("element", "type", "attribute"):
+            assert globals_of(own_path, ns, kind) == globals_of(pub_path, ns, kind), (ns, pub_path.name, kind)
 
 
 # ----------------------------------------------------------------------------------------------------
-# every MsgHead and AppRec among the samples
+# every MsgHead, AppRec and Dialogmelding among the samples
 
 
 @pytest.mark.parametrize("rel", [p.relative_to(SAMPLES).as_posix() for p in sample_files()])
@@ -342,7 +359,7 @@ def test_sample_counts_match_validation_md() -> None:
     disagree = [i for i in instances if i.ours.valid != i.published.valid]
     assert not disagree, [(i.file, i.what) for i in disagree]
     whats = Counter(i.what for i in instances)
-    assert whats["MsgHead"] > 0 and whats["AppRec"] > 0
+    assert whats["MsgHead"] > 0 and whats["AppRec"] > 0 and whats["Dialogmelding"] > 0
 
     # files and well-formedness per kind, as in the summary
     files_by_kind: Counter[str] = Counter()
@@ -384,15 +401,33 @@ def test_sample_counts_match_validation_md() -> None:
             rel for rel, (env, _) in per_file.items() if env.startswith(("valid", "INVALID"))
         }
 
-        # AppRec: per file from the per-file table, and the apprec kind's business-document counts
+        # AppRec and Dialogmelding: per file (and per version) from the per-file table
+        for what, namespaces in (("AppRec", (AR10, AR11)), ("Dialogmelding", (DIA10, DIA11))):
+            got = sorted((i.file, i.ns, getattr(i, which).valid) for i in instances if i.what == what)
+            expected_parts = sorted(
+                (rel, ns, ok) for rel, (_, parts) in per_file.items() for ns, ok in parts if ns in namespaces
+            )
+            assert got == expected_parts, (which, what)
         apprecs = [i for i in instances if i.what == "AppRec"]
-        got = sorted((i.file, i.ns, getattr(i, which).valid) for i in apprecs)
-        expected_apprecs = sorted((rel, ns, ok) for rel, (_, parts) in per_file.items() for ns, ok in parts)
-        assert got == expected_apprecs, which
         row = summary["apprec"]
         in_kind = [getattr(i, which).valid for i in apprecs if i.kind == "apprec"]
         assert len(in_kind) == len(apprecs)  # every AppRec sample lives under apprec/
         assert (in_kind.count(True), in_kind.count(False)) == (row.parts_valid, row.parts_invalid), which
+
+
+def test_dialogmelding_counts_per_version() -> None:
+    """Every Dialogmelding 1.0 / 1.1 document among the samples, per version: VALIDATION.md's counts, with both
+    schemas' verdicts (the per-file comparison is in the tests above)."""
+    expected: Counter[tuple[str, bool]] = Counter(
+        (ns, ok) for _, parts in validation_per_file().values() for ns, ok in parts if ns in (DIA10, DIA11)
+    )
+    dialogs = [i for i in all_instances() if i.what == "Dialogmelding"]
+    for which in ("published", "ours"):
+        assert Counter((i.ns, getattr(i, which).valid) for i in dialogs) == expected, which
+    assert all(i.kind == "dialogmelding" for i in dialogs)
+    for ns in (DIA10, DIA11):
+        assert expected[ns, True] + expected[ns, False] > 30, ns  # the table was read
+    print({ns: {"valid": expected[ns, True], "invalid": expected[ns, False]} for ns in (DIA10, DIA11)})
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -405,11 +440,26 @@ SIGNED_SAMPLE = "other/navikt-syfosmmottak/fellesformat-behandlingsdager.xml"
 APPREC10_SAMPLE = "apprec/ks-no-fiks-nhn-client/app-rec/1.0/all-data.xml"
 APPREC11_SAMPLE = "apprec/ks-no-fiks-nhn-client/app-rec/1.1/all-data.xml"
 APPREC11_REJECTION = "apprec/ks-no-fiks-nhn-client/app-rec/1.1/example-avvist.xml"
+# "#Dialogmelding": the business document inside the sample's MsgHead, not its envelope (see base_doc)
+DIALOG10_SAMPLE = (
+    "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-0/Dialogmelding_svar_foresporsel_PLO_v1-0.xml"
+    "#Dialogmelding"
+)
+DIALOG11_SAMPLE = (
+    "dialogmelding/sarepta-eksempel/DigitalDialogImplementasjonsguideStandarder/"
+    "SystemdokumentasjonKommunikasjonsprosesser-verifiserbare/DIALOG_INNBYGGER_TIMER/1.2_ikke_publisert/"
+    "1.2_-_Svar_pa_henvendelse.xml#Dialogmelding"
+)
 
 
-def base_doc(rel: str) -> etree._ElementTree:
+def base_doc(sample: str) -> etree._ElementTree:
+    """The document a mutation starts from: "file" is the file's first MsgHead envelope (else its AppRec),
+    "file#Dialogmelding" the file's first Dialogmelding document, on its own."""
+    rel, _, part = sample.partition("#")
     tree = parse(SAMPLES / rel)
     assert tree is not None, rel
+    if part == "Dialogmelding":
+        return standalone_copy(next(tree.iter(*DIALOG_TAGS)))
     mh = outermost_msgheads(tree)
     if mh:
         return envelope_copy(mh[0])
@@ -417,13 +467,24 @@ def base_doc(rel: str) -> etree._ElementTree:
 
 
 def find(doc: etree._ElementTree, path: str) -> etree._Element:
+    """path: ElementPath from the root, "x:" standing for the root's namespace (also "ds:", "fk1:")."""
     ns = etree.QName(doc.getroot()).namespace
-    el = doc.getroot().find(path.replace("x:", f"{{{ns}}}").replace("ds:", f"{{{DS}}}"))
+    path = path.replace("x:", f"{{{ns}}}").replace("ds:", f"{{{DS}}}").replace("fk1:", f"{{{FK1}}}")
+    el = doc.getroot().find(path)
     assert el is not None, path
     return el
 
 
 Mutation = Callable[[etree._ElementTree], None]
+
+_RRN = "x:Notat/x:RollerRelatertNotat"
+_HP = f"{_RRN}/x:HealthcareProfessional"
+# a valid Dialogmelding 1.1 TilknyttetEnhet: an organisation (felleskomponent1, its own namespace) and a remark
+_UNIT = (
+    "<TilknyttetEnhet><Kontaktenhet><fk1:OrganisationName>Legekontoret</fk1:OrganisationName>"
+    '<fk1:Ident><fk1:Id>123</fk1:Id><fk1:TypeId V="HER" S="2.16.578.1.12.4.1.1.9051"/></fk1:Ident>'
+    "</Kontaktenhet><Merknad>fast kontakt</Merknad></TilknyttetEnhet>"
+)
 
 
 def remove(path: str) -> Mutation:
@@ -457,10 +518,46 @@ def set_text(path: str, value: str) -> Mutation:
     return mutate
 
 
-def insert_unknown(path: str, index: int) -> Mutation:
+def insert_unknown(path: str, index: int, name: str = "Comment") -> Mutation:
     def mutate(doc: etree._ElementTree) -> None:
         ns = etree.QName(doc.getroot()).namespace
-        find(doc, path).insert(index, etree.Element(f"{{{ns}}}Comment"))
+        find(doc, path).insert(index, etree.Element(f"{{{ns}}}{name}"))
+
+    return mutate
+
+
+def insert_xml(path: str, index: int, fragment: str) -> Mutation:
+    """Insert the fragment's elements as children of path, from position index. Unprefixed names are in the
+    root's namespace; the prefixes kith:, fk1: and xsi: are bound. A prefix used only inside an attribute value
+    (xsi:type="kith:TS") must be declared on the fragment's element itself: only that travels with it."""
+
+    def mutate(doc: etree._ElementTree) -> None:
+        ns = etree.QName(doc.getroot()).namespace
+        wrapper = etree.fromstring(
+            f'<w xmlns="{ns}" xmlns:kith="{KITH}" xmlns:fk1="{FK1}" xmlns:xsi="{XSI}">{fragment}</w>'
+        )
+        parent = find(doc, path)
+        for offset, child in enumerate(list(wrapper)):
+            parent.insert(index + offset, child)
+
+    return mutate
+
+
+def duplicate(path: str) -> Mutation:
+    """Repeat the element right after itself (one occurrence too many where at most one is allowed)."""
+
+    def mutate(doc: etree._ElementTree) -> None:
+        el = find(doc, path)
+        el.addnext(copy.deepcopy(el))
+
+    return mutate
+
+
+def move_after(path: str, anchor: str) -> Mutation:
+    """Move the element at path to just after the element at anchor (out of the order the schema requires)."""
+
+    def mutate(doc: etree._ElementTree) -> None:
+        find(doc, anchor).addnext(find(doc, path))
 
     return mutate
 
@@ -543,10 +640,154 @@ MUTATIONS: dict[str, tuple[str, Mutation, str]] = {
     "apprec11-unknown-child": (APPREC11_SAMPLE, insert_unknown(".", 2), "Comment"),
     "apprec11-Error-S-not-an-oid": (APPREC11_REJECTION, set_attr("x:Error", "S", "kith:8221"), "Error"),
     "apprec10-missing-OriginalMsgId-Id": (APPREC10_SAMPLE, remove("x:OriginalMsgId/x:Id"), "OriginalMsgId"),
+    # Dialogmelding 1.0 only (the base: a Notat answering a Foresporsel, with a HealthcareProfessional)
+    "dialog10-two-TypeJournalinfo": (  # 1.1 allows any number
+        DIALOG10_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel", 2, '<TypeJournalinfo V="1"/><TypeJournalinfo V="2"/>'),
+        "TypeJournalinfo",
+    ),
+    "dialog10-RollerRelatertNotat-without-person": (  # 1.1 allows it
+        DIALOG10_SAMPLE,
+        remove(f"{_RRN}/x:HealthcareProfessional"),
+        "RollerRelatertNotat",
+    ),
+    "dialog10-markup-in-Sporsmal": (  # a string in 1.0, xs:anyType in 1.1
+        DIALOG10_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel/x:Sporsmal", 0, "<b>!</b>"),
+        "Sporsmal",
+    ),
+    # Dialogmelding 1.1 only (the base: the same, the Foresporsel with EmneSporsmal)
+    "dialog11-unknown-element-in-Foresporsel": (
+        DIALOG11_SAMPLE,
+        insert_unknown("x:Notat/x:Foresporsel", 1, "Nonsense"),
+        "Nonsense",
+    ),
+    "dialog11-EmneSporsmal-after-Sporsmal": (
+        DIALOG11_SAMPLE,
+        move_after("x:Notat/x:Foresporsel/x:EmneSporsmal", "x:Notat/x:Foresporsel/x:Sporsmal"),
+        "EmneSporsmal",
+    ),
+    "dialog11-two-TekstNotatInnhold": (DIALOG11_SAMPLE, duplicate("x:Notat/x:TekstNotatInnhold"), "TekstNotatInnhold"),
+    "dialog11-two-KodetOpplysning": (
+        DIALOG11_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel", 3, '<KodetOpplysning V="1"/><KodetOpplysning V="2"/>'),
+        "KodetOpplysning",
+    ),
+    "dialog11-bad-FraDato": (
+        DIALOG11_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel", 3, "<FraDato>2019-02-30</FraDato>"),
+        "FraDato",
+    ),
+    "dialog11-TilknyttetEnhet-without-Kontaktenhet": (
+        DIALOG11_SAMPLE,
+        insert_xml(_RRN, 1, "<TilknyttetEnhet><Merknad>x</Merknad></TilknyttetEnhet>"),
+        "Kontaktenhet",
+    ),
+    "dialog11-Kontaktenhet-without-Ident": (
+        DIALOG11_SAMPLE,
+        insert_xml(
+            _RRN,
+            1,
+            "<TilknyttetEnhet><Kontaktenhet><fk1:OrganisationName>Legekontoret</fk1:OrganisationName>"
+            "</Kontaktenhet></TilknyttetEnhet>",
+        ),
+        "Kontaktenhet",
+    ),
+    "dialog11-TilknyttetEnhet-after-HealthcareProfessional": (
+        DIALOG11_SAMPLE,
+        insert_xml(_RRN, 2, _UNIT),
+        "TilknyttetEnhet",
+    ),
+    # Sporsmal is xs:anyType in 1.1: its content is checked against kith.xsd's global declarations
+    "dialog11-kith-REF-with-content-in-Sporsmal": (
+        DIALOG11_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel/x:Sporsmal", 0, "<kith:REF><b/></kith:REF>"),
+        "REF",
+    ),
+    "dialog11-xsi-type-kith-TS-inside-Sporsmal": (
+        DIALOG11_SAMPLE,
+        insert_xml(
+            "x:Notat/x:Foresporsel/x:Sporsmal", 0, f'<when xmlns:kith="{KITH}" xsi:type="kith:TS" V="neste uke"/>'
+        ),
+        "'neste uke'",
+    ),
+}
+
+# the same change to the sample of either Dialogmelding version: name -> (mutation, word)
+EITHER_DIALOGMELDING: dict[str, tuple[Mutation, str]] = {
+    "unknown-element": (insert_unknown("x:Notat", 1, "Nonsense"), "Nonsense"),
+    "missing-TemaKodet": (remove("x:Notat/x:TemaKodet"), "TemaKodet"),
+    "missing-TypeForesp": (remove("x:Notat/x:Foresporsel/x:TypeForesp"), "TypeForesp"),
+    "TemaKodet-after-TekstNotatInnhold": (
+        move_after("x:Notat/x:TemaKodet", "x:Notat/x:TekstNotatInnhold"),
+        "TemaKodet",
+    ),
+    "FamilyName-after-GivenName": (move_after(f"{_HP}/x:FamilyName", f"{_HP}/x:GivenName"), "FamilyName"),
+    "two-Foresporsel-in-Notat": (duplicate("x:Notat/x:Foresporsel"), "Foresporsel"),
+    "notes-and-enquiries-mixed": (insert_xml(".", 1, '<Foresporsel><TypeForesp V="1"/></Foresporsel>'), "Foresporsel"),
+    "HealthcareProfessional-and-Person": (insert_xml(_RRN, 2, "<Person/>"), "Person"),
+    "TemaKodet-S-not-an-oid": (set_attr("x:Notat/x:TemaKodet", "S", "kith:9069"), "TemaKodet"),
+    "bad-DatoNotat": (insert_xml("x:Notat", 2, "<DatoNotat>16.01.2019</DatoNotat>"), "DatoNotat"),
+    "Ident-without-Id": (remove(f"{_HP}/x:Ident/fk1:Id"), "TypeId"),
+    # TekstNotatInnhold is xs:anyType: its content is checked against kith.xsd's and felleskomponent1's globals
+    "kith-REF-with-content-in-TekstNotatInnhold": (
+        insert_xml("x:Notat/x:TekstNotatInnhold", 0, "<kith:REF><b/></kith:REF>"),
+        "REF",
+    ),
+    "kith-NULL-not-a-null-flavour": (set_attr("x:Notat/x:TekstNotatInnhold", f"{{{KITH}}}NULL", "bad"), "NULL"),
+    "xsi-type-fk1-Ident-on-TekstNotatInnhold": (
+        set_attr("x:Notat/x:TekstNotatInnhold", f"{{{XSI}}}type", "fk1:Ident"),
+        "TekstNotatInnhold",
+    ),
+}
+MUTATIONS |= {
+    f"{version}-{name}": (sample, mutation, word)
+    for version, sample in (("dialog10", DIALOG10_SAMPLE), ("dialog11", DIALOG11_SAMPLE))
+    for name, (mutation, word) in EITHER_DIALOGMELDING.items()
+}
+
+# changes both schemas accept: what 1.1 relaxed against 1.0, and what the xs:anyType elements let through
+ACCEPTED: dict[str, tuple[str, Mutation]] = {
+    "dialog10-neither-notes-nor-enquiries": (DIALOG10_SAMPLE, remove("x:Notat")),
+    "dialog10-unknown-markup-in-TekstNotatInnhold": (
+        DIALOG10_SAMPLE,
+        insert_xml("x:Notat/x:TekstNotatInnhold", 0, "<Nonsense><b>!</b></Nonsense>"),
+    ),
+    "dialog10-kith-NULL-flavour-on-TekstNotatInnhold": (
+        DIALOG10_SAMPLE,
+        set_attr("x:Notat/x:TekstNotatInnhold", f"{{{KITH}}}NULL", "NI"),
+    ),
+    "dialog10-xsi-type-kith-TN-inside-TekstNotatInnhold": (
+        DIALOG10_SAMPLE,
+        insert_xml(
+            "x:Notat/x:TekstNotatInnhold",
+            0,
+            f'<vedlegg xmlns:kith="{KITH}" xsi:type="kith:TN" kith:MT="text/plain" kith:COMPN="GZ">'
+            '<kith:REF V="cid:vedlegg-1"/></vedlegg>',
+        ),
+    ),
+    "dialog11-RollerRelatertNotat-without-person": (
+        DIALOG11_SAMPLE,
+        remove(f"{_RRN}/x:HealthcareProfessional"),
+    ),
+    "dialog11-TilknyttetEnhet": (DIALOG11_SAMPLE, insert_xml(_RRN, 1, _UNIT)),
+    "dialog11-xhtml-in-Sporsmal": (
+        DIALOG11_SAMPLE,
+        insert_xml(
+            "x:Notat/x:Foresporsel/x:Sporsmal", 0, '<p xmlns="http://www.w3.org/1999/xhtml">Hei <b>du</b></p>'
+        ),
+    ),
+    "dialog11-two-TypeJournalinfo": (
+        DIALOG11_SAMPLE,
+        insert_xml("x:Notat/x:Foresporsel", 3, '<TypeJournalinfo V="1"/><TypeJournalinfo V="2"/>'),
+    ),
 }
 
 
-@pytest.mark.parametrize("rel", [MSGHEAD_SAMPLE, APPREC10_SAMPLE, APPREC11_SAMPLE, APPREC11_REJECTION])
+@pytest.mark.parametrize(
+    "rel",
+    [MSGHEAD_SAMPLE, APPREC10_SAMPLE, APPREC11_SAMPLE, APPREC11_REJECTION, DIALOG10_SAMPLE, DIALOG11_SAMPLE],
+)
 def test_mutation_bases_are_valid(rel: str) -> None:
     doc = base_doc(rel)
     ns = etree.QName(doc.getroot()).namespace
@@ -571,6 +812,19 @@ def test_mutation_rejected_by_both(name: str) -> None:
     assert not own.valid, f"{name}: ours accepts what the published rejects: {pub.errors[0]}"
     assert own.first_element == pub.first_element, (pub.errors[0], own.errors[0])
     assert mentioned in pub.errors[0] and mentioned in own.errors[0], (pub.errors[0], own.errors[0])
+    if ns in (DIA10, DIA11):
+        assert own.errors == pub.errors  # same content models, so libxml2 reports every error the same way
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_mutation_accepted_by_both(name: str) -> None:
+    rel, mutate = ACCEPTED[name]
+    doc = base_doc(rel)
+    mutate(doc)
+    ns = etree.QName(doc.getroot()).namespace
+    pub, own = verdict(published(ns), doc), verdict(ours(ns), doc)
+    assert pub.valid, f"{name}: the published schema rejects it: {pub.errors[:1]}"
+    assert own.valid, f"{name}: ours rejects what the published accepts: {own.errors[:1]}"
 
 
 def test_content_is_skipped_by_ours_only() -> None:
@@ -585,3 +839,66 @@ def test_content_is_skipped_by_ours_only() -> None:
     assert not pub.valid and "strict wildcard" in pub.errors[0]
     # with the children detached, as the engine validates envelopes, both agree again
     assert verdict(published(MH), envelope_copy(whole.getroot())).valid
+
+
+# ----------------------------------------------------------------------------------------------------
+# the engine with the built-in schemas only
+
+DIALOG11_WHOLE = (  # a message whose every part has a built-in schema (DIALOG11_SAMPLE also carries iCalendar)
+    "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Status_paa_henvisning-InnkaltEtterViderehenvisning.xml"
+)
+
+
+def test_builtin_catalog_picks_our_files() -> None:
+    catalog = SchemaCatalog()  # no schema directory: the built-in set only
+    found = {ns: source.path.name for ns in catalog.namespaces if (source := catalog.source(ns))}
+    assert {ns: found.get(ns) for ns in SCHEMAS} == {ns: own for ns, (_, own) in SCHEMAS.items()}
+    assert found.get(KITH) == "kith-types.xsd" and FK1 not in found  # a type library with no elements
+    for ns in SCHEMAS:
+        assert catalog.schema_for(ns) is not None
+
+
+@pytest.mark.parametrize(
+    ("rel", "version", "mutation", "element"),
+    [
+        (DIALOG10_SAMPLE.partition("#")[0], "1.0", insert_unknown("x:Notat", 1, "Nonsense"), "Notat/Nonsense"),
+        (DIALOG11_WHOLE, "1.1", insert_xml("x:Notat", 1, "<DatoNotat>19.01.2018</DatoNotat>"), "Notat/DatoNotat"),
+    ],
+)
+def test_engine_with_builtin_schemas_judges_dialogmelding(
+    rel: str, version: str, mutation: Mutation, element: str
+) -> None:
+    """Validator(SchemaCatalog()) accepts the valid Dialogmelding message, and refuses it once its business
+    document breaks the schema: EDI-SCH-001 / T02 at the offending line and path, exactly the problems the
+    published schemas give."""
+    builtin = Validator(SchemaCatalog())
+    data = (SAMPLES / rel).read_bytes()
+    report = builtin.validate(data)
+    assert report.valid is True, report.problems
+    assert [(p.standard, p.version, p.valid) for p in report.parts if p.kind is PartKind.DOCUMENT] == [
+        ("Dialogmelding", version, True)
+    ]
+
+    tree = parse(SAMPLES / rel)
+    assert tree is not None
+    [dialog] = [d for mh in outermost_msgheads(tree) for d in content_documents(mh) if d.tag in DIALOG_TAGS]
+    mutation(etree.ElementTree(dialog))  # in place, inside the message
+    broken = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+    steps = "/".join(f"d:{name}" for name in element.split("/"))
+    offending = etree.fromstring(broken).find(
+        f"m:Document/m:RefDoc/m:Content/d:Dialogmelding/{steps}", {"m": MH, "d": etree.QName(dialog).namespace}
+    )
+    assert offending is not None
+
+    report = builtin.validate(broken)
+    assert report.valid is False
+    errors = report.errors
+    assert errors and {(p.code, p.apprec_code) for p in errors} == {("EDI-SCH-001", "T02")}
+    first = errors[0]
+    assert first.line == offending.sourceline
+    assert first.path == f"/MsgHead/Document/RefDoc/Content/Dialogmelding/{element}"
+    assert f"Dialogmelding {version}" in first.message
+    assert [(p.kind, p.valid) for p in report.parts] == [(PartKind.ENVELOPE, True), (PartKind.DOCUMENT, False)]
+    # the published schemas say the same, in the same words
+    assert Validator(SchemaCatalog([STANDARDS])).validate(broken).problems == report.problems
+

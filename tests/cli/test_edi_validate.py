@@ -18,6 +18,12 @@ VALID = SAMPLES / "apprec/ks-no-fiks-nhn-client/app-rec/1.1/all-data.xml"
 DIALOG = SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml"
 BROKEN = SAMPLES / "svarrapport/sarepta-test/svarrapport/Testcase-patologisvar-2011-12-05/Case3-4.xml"
 SCHEMA_ERROR = SAMPLES / "dialogmelding/navikt-padm2/dialogmelding_dialog_notat.xml"
+# a Dialogmelding 1.1 that carries an iCalendar part: no schema for that anywhere, built in or published
+NO_SCHEMA = SAMPLES / (
+    "dialogmelding/sarepta-eksempel/DigitalDialogImplementasjonsguideStandarder/"
+    "SystemdokumentasjonKommunikasjonsprosesser-verifiserbare/DIALOG_INNBYGGER_TIMERESERVASJON/1.2/"
+    "Avbestill_time_-_Foresporsel_innbygger_-_Avbestill_reservert_time.xml"
+)
 
 
 def test_valid_file_exits_0_and_says_what_it_is() -> None:
@@ -51,7 +57,7 @@ def test_json_output_has_the_documented_keys() -> None:
 
 
 def test_missing_schema_is_null_and_exit_1_never_a_silent_pass() -> None:
-    result = runner.invoke(app, ["validate", "--json", str(DIALOG)])
+    result = runner.invoke(app, ["validate", "--json", str(NO_SCHEMA)])
     assert result.exit_code == 1
     row = json.loads(result.stdout)
     assert row["valid"] is None

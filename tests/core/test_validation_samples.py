@@ -57,12 +57,12 @@ def test_parts_without_a_schema_are_never_a_silent_pass(with_published_schemas: 
             assert "EDI-SCH-002" in codes, name
 
 
-def test_builtin_schemas_alone_judge_envelopes_and_apprecs_like_the_published_ones() -> None:
+def test_builtin_schemas_alone_judge_envelopes_apprecs_and_dialogmeldings_like_the_published_ones() -> None:
     from edi.core.catalog import SchemaCatalog
     from edi.core.validation import PartKind, Validator
 
     validator = Validator(SchemaCatalog())  # no schema directory configured: built-in schemas only
-    compared = 0
+    compared = dialogmeldings = 0
     for name, verdict in published_verdicts().items():
         if not verdict.well_formed:
             continue
@@ -71,8 +71,16 @@ def test_builtin_schemas_alone_judge_envelopes_and_apprecs_like_the_published_on
             envelopes = [p.valid for p in report.parts if p.kind is PartKind.ENVELOPE]
             assert envelopes and all(envelopes) is verdict.envelope, name
             compared += 1
+            # the documents inside Content, in the order VALIDATION.md lists them
+            inner = [p for p in report.parts if p.kind is not PartKind.ENVELOPE]
+            assert len(inner) == len(verdict.parts), name
+            for part, published in zip(inner, verdict.parts, strict=True):
+                if part.standard == "Dialogmelding":
+                    assert part.valid is published, (name, part.version)
+                    dialogmeldings += 1
         if name.startswith("apprec/"):
             apprecs = [p.valid for p in report.parts if p.standard == "AppRec"]
             assert apprecs == [verdict.parts[0]], name
             compared += 1
     assert compared >= 150
+    assert dialogmeldings >= 100
