@@ -43,6 +43,7 @@ AR10 = "http://www.kith.no/xmlstds/apprec/2004-11-21"
 AR11 = "http://www.kith.no/xmlstds/apprec/2012-02-15"
 DIA10 = "http://www.kith.no/xmlstds/dialog/2006-10-11"
 DIA11 = "http://www.kith.no/xmlstds/dialog/2013-01-23"
+B64 = "http://www.kith.no/xmlstds/base64container"
 KITH = "http://www.kith.no/xmlstds"
 FK1 = "http://www.kith.no/xmlstds/felleskomponent1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -56,11 +57,13 @@ SCHEMAS = {
     AR11: ("applikasjonskvittering/AppRec-v1.1.xsd", "apprec-1.1.xsd"),
     DIA10: ("dialogmelding/2006-10-11/dialogmelding.xsd", "dialogmelding-1.0.xsd"),
     DIA11: ("dialogmelding/2013-01-23/dialogmelding-v1.1.xsd", "dialogmelding-1.1.xsd"),
+    B64: ("felleskomponenter/kith-base64.xsd", "base64container-1.0.xsd"),
 }
 
 MSGHEAD = f"{{{MH}}}MsgHead"
 APPREC_TAGS = (f"{{{AR10}}}AppRec", f"{{{AR11}}}AppRec")
 DIALOG_TAGS = (f"{{{DIA10}}}Dialogmelding", f"{{{DIA11}}}Dialogmelding")
+BASE64_TAG = f"{{{B64}}}Base64Container"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -187,6 +190,8 @@ def instances_in(rel: str) -> tuple[Instance, ...] | None:
     for mh in outermost_msgheads(tree):
         add("MsgHead", mh, envelope_copy(mh))
         dialogs.extend(d for d in content_documents(mh) if d.tag in DIALOG_TAGS)
+        for attachment in (d for d in content_documents(mh) if d.tag == BASE64_TAG):
+            add("Base64Container", attachment, standalone_copy(attachment))
     for ar in tree.iter(*APPREC_TAGS):
         add("AppRec", ar, standalone_copy(ar))
     # as VALIDATION.md and the engine do: the Dialogmelding documents inside Content (none sits anywhere else)
@@ -233,8 +238,8 @@ def validation_summary() -> dict[str, SummaryRow]:
 
 @cache
 def validation_per_file() -> dict[str, tuple[str, tuple[tuple[str, bool], ...]]]:
-    """file -> (envelope result cell, ((namespace, valid), ...) of its AppRec and Dialogmelding documents) from
-    the per-file table."""
+    """file -> (envelope result cell, ((namespace, valid), ...) of its AppRec, Dialogmelding and Base64Container
+    parts) from the per-file table."""
     text = (SAMPLES / "VALIDATION.md").read_text(encoding="utf-8")
     out: dict[str, tuple[str, tuple[tuple[str, bool], ...]]] = {}
     for line in text.splitlines():
@@ -242,9 +247,9 @@ def validation_per_file() -> dict[str, tuple[str, tuple[tuple[str, bool], ...]]]
         if not m:
             continue
         parts = tuple(
-            (f"http://www.kith.no/xmlstds/{standard}/{date}", result == "valid")
+            (f"http://www.kith.no/xmlstds/{standard}" + (f"/{date}" if date else ""), result == "valid")
             for standard, date, result in re.findall(
-                r"`kith:(apprec|dialog)/([\d-]+)` → `[^`]*` → (valid|INVALID)", line
+                r"`kith:(apprec|dialog|base64container)(?:/([\d-]+))?` → `[^`]*` → (valid|INVALID)", line
             )
         )
         out[m.group(1)] = (m.group(2).strip(), parts)
@@ -359,7 +364,7 @@ def test_sample_counts_match_validation_md() -> None:
     disagree = [i for i in instances if i.ours.valid != i.published.valid]
     assert not disagree, [(i.file, i.what) for i in disagree]
     whats = Counter(i.what for i in instances)
-    assert whats["MsgHead"] > 0 and whats["AppRec"] > 0 and whats["Dialogmelding"] > 0
+    assert whats["MsgHead"] > 0 and whats["AppRec"] > 0 and whats["Dialogmelding"] > 0 and whats["Base64Container"] > 0
 
     # files and well-formedness per kind, as in the summary
     files_by_kind: Counter[str] = Counter()
@@ -402,7 +407,8 @@ def test_sample_counts_match_validation_md() -> None:
         }
 
         # AppRec and Dialogmelding: per file (and per version) from the per-file table
-        for what, namespaces in (("AppRec", (AR10, AR11)), ("Dialogmelding", (DIA10, DIA11))):
+        for what, namespaces in (("AppRec", (AR10, AR11)), ("Dialogmelding", (DIA10, DIA11)),
+                                 ("Base64Container", (B64,))):
             got = sorted((i.file, i.ns, getattr(i, which).valid) for i in instances if i.what == what)
             expected_parts = sorted(
                 (rel, ns, ok) for rel, (_, parts) in per_file.items() for ns, ok in parts if ns in namespaces
@@ -445,6 +451,7 @@ DIALOG10_SAMPLE = (
     "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-0/Dialogmelding_svar_foresporsel_PLO_v1-0.xml"
     "#Dialogmelding"
 )
+BASE64_SAMPLE = "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml#Base64Container"
 DIALOG11_SAMPLE = (
     "dialogmelding/sarepta-eksempel/DigitalDialogImplementasjonsguideStandarder/"
     "SystemdokumentasjonKommunikasjonsprosesser-verifiserbare/DIALOG_INNBYGGER_TIMER/1.2_ikke_publisert/"
@@ -460,6 +467,8 @@ def base_doc(sample: str) -> etree._ElementTree:
     assert tree is not None, rel
     if part == "Dialogmelding":
         return standalone_copy(next(tree.iter(*DIALOG_TAGS)))
+    if part == "Base64Container":
+        return standalone_copy(next(tree.iter(BASE64_TAG)))
     mh = outermost_msgheads(tree)
     if mh:
         return envelope_copy(mh[0])
@@ -746,6 +755,12 @@ MUTATIONS |= {
     for name, (mutation, word) in EITHER_DIALOGMELDING.items()
 }
 
+MUTATIONS |= {
+    "base64-not-base64": (BASE64_SAMPLE, set_text(".", "not base64!"), "Base64Container"),
+    "base64-attribute": (BASE64_SAMPLE, set_attr(".", "MimeType", "application/pdf"), "MimeType"),
+    "base64-child-element": (BASE64_SAMPLE, insert_unknown(".", 0), "Base64Container"),
+}
+
 # changes both schemas accept: what 1.1 relaxed against 1.0, and what the xs:anyType elements let through
 ACCEPTED: dict[str, tuple[str, Mutation]] = {
     "dialog10-neither-notes-nor-enquiries": (DIALOG10_SAMPLE, remove("x:Notat")),
@@ -786,7 +801,8 @@ ACCEPTED: dict[str, tuple[str, Mutation]] = {
 
 @pytest.mark.parametrize(
     "rel",
-    [MSGHEAD_SAMPLE, APPREC10_SAMPLE, APPREC11_SAMPLE, APPREC11_REJECTION, DIALOG10_SAMPLE, DIALOG11_SAMPLE],
+    [MSGHEAD_SAMPLE, APPREC10_SAMPLE, APPREC11_SAMPLE, APPREC11_REJECTION, DIALOG10_SAMPLE, DIALOG11_SAMPLE,
+     BASE64_SAMPLE],
 )
 def test_mutation_bases_are_valid(rel: str) -> None:
     doc = base_doc(rel)
