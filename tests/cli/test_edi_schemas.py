@@ -1,4 +1,4 @@
-"""What is validated and from where: the catalog's coverage, `edi schemas` as a user runs it, and `edi up`'s
+"""What is validated and from where: the catalog's inventory, `edi schemas` as a user runs it, and `edi up`'s
 account of it (its banner's lines, and its refusal of a schema directory it cannot use)."""
 
 from __future__ import annotations
@@ -47,30 +47,30 @@ def unwrapped(lines: list[str]) -> str:
 
 
 def test_a_fresh_install_validates_its_built_in_set_and_names_every_known_standard_it_cannot() -> None:
-    coverage = SchemaCatalog().coverage()
-    [built_in] = coverage.sets()
+    inventory = SchemaCatalog().inventory()
+    [built_in] = inventory.sets()
     assert built_in.name == BUILT_IN
     assert {"MsgHead 1.2", "AppRec 1.0", "AppRec 1.1"} <= {s.label for s in built_in.standards}
-    assert HENVISNING_20 in {s.namespace for s in coverage.missing}
+    assert HENVISNING_20 in {s.namespace for s in inventory.missing}
     # Every known standard is either validated by some set or reported missing, never both, never neither.
-    validated = [s for schema_set in coverage.sets() for s in schema_set.standards]
-    assert sorted(validated + list(coverage.missing), key=KNOWN.index) == list(KNOWN)
+    validated = [s for schema_set in inventory.sets() for s in schema_set.standards]
+    assert sorted(validated + list(inventory.missing), key=KNOWN.index) == list(KNOWN)
 
 
 def test_a_configured_directory_comes_first_and_its_other_namespaces_are_listed(tmp_path: Path) -> None:
     partial = partial_standards(tmp_path)
-    coverage = SchemaCatalog([partial]).coverage()
-    sources = {standard.namespace: source for standard, source in coverage.standards}
+    inventory = SchemaCatalog([partial]).inventory()
+    sources = {standard.namespace: source for standard, source in inventory.standards}
     henvisning, msghead = sources[HENVISNING_20], sources[MSGHEAD]
     assert henvisning is not None and msghead is not None
     assert (henvisning.schema_set, str(henvisning.file)) == (str(partial), "henvisning/Henvisning-v2.0.xsd")
     assert msghead.schema_set == BUILT_IN  # the configured set has none, so the built-in one validates
-    assert [s.name for s in coverage.sets()] == [BUILT_IN, str(partial)]
-    assert {s.name for s in coverage.missing} >= {"PLO Pasientlogistikk", "PLO Tverrfaglig epikrise"}
-    assert "http://www.kith.no/xmlstds/po/poKomponent/2017-11-30" not in {s.namespace for s in coverage.others}
-    assert "http://ehelse.no/xmlstds/po/poKomponent/2017-11-30" in {s.namespace for s in coverage.others}
+    assert [s.name for s in inventory.sets()] == [BUILT_IN, str(partial)]
+    assert {s.name for s in inventory.missing} >= {"PLO Pasientlogistikk", "PLO Tverrfaglig epikrise"}
+    assert "http://www.kith.no/xmlstds/po/poKomponent/2017-11-30" not in {s.namespace for s in inventory.others}
+    assert "http://ehelse.no/xmlstds/po/poKomponent/2017-11-30" in {s.namespace for s in inventory.others}
 
-    shadowed = SchemaCatalog([STANDARDS]).coverage()
+    shadowed = SchemaCatalog([STANDARDS]).inventory()
     assert not shadowed.missing and shadowed.sets()[0].standards == ()  # the published set has all of them
 
 
@@ -84,7 +84,7 @@ def test_a_directory_that_does_not_exist_or_does_not_compile_is_refused(tmp_path
 
 def test_the_banner_names_each_set_with_what_it_validates_and_what_is_not_validated(tmp_path: Path) -> None:
     partial = partial_standards(tmp_path)
-    lines = schema_lines(SchemaCatalog([partial]).coverage(), require_schemas=False)
+    lines = schema_lines(SchemaCatalog([partial]).inventory(), require_schemas=False)
     assert all(len(line) <= 120 for line in lines)
     text = unwrapped(lines)
     assert "  validated by built-in schemas: MsgHead 1.2, AppRec 1.0/1.1" in text
@@ -94,11 +94,11 @@ def test_the_banner_names_each_set_with_what_it_validates_and_what_is_not_valida
     assert "PLO Pasientlogistikk 1.5/1.6" in not_validated and "Henvisning" not in not_validated
     assert "accepted with a warning (EDI-SCH-002)" in text and "--schemas DIR or EDI_SCHEMA_DIRS" in text
 
-    required = unwrapped(schema_lines(SchemaCatalog().coverage(), require_schemas=True))
+    required = unwrapped(schema_lines(SchemaCatalog().inventory(), require_schemas=True))
     assert re.search(r"not validated \(no schema installed\):.* Henvisning [\d./]*2\.0", required)
     assert "EDI_REQUIRE_SCHEMAS is set: documents with such a part are refused (T10)" in required
 
-    complete = schema_lines(SchemaCatalog([STANDARDS]).coverage(), require_schemas=False)
+    complete = schema_lines(SchemaCatalog([STANDARDS]).inventory(), require_schemas=False)
     assert complete[0].startswith(f"  validated by {STANDARDS.resolve()}: MsgHead 1.2")
     assert not any("not validated" in line for line in complete)
 

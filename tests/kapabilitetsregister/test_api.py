@@ -124,7 +124,15 @@ def test_check_a_message_for_its_receivers_and_per_deployment_its_sender(databas
         assert other["results"][0]["receiver"]["herId"] == 258521
         refused = api.post("/check/message", content=b"<not-a-message/>")
         assert refused.status_code == 422 and "has no routing header" in refused.json()["detail"]
+    # The sender check follows the policy too: under `registered` a sender that has registered nothing it sends
+    # is not checked; under `strict` it must Produce the specification.
     with served(_settings(database_url, check_sender=True)) as url, httpx.Client(base_url=url) as api:
+        answer = api.post("/check/message", content=message).json()
+        assert answer["allowed"] is True
+        assert answer["results"][0]["sender"]["outcome"] == "unchecked_no_capabilities"
+    strict = _settings(database_url, check_sender=True).model_copy(
+        update={"capability_policy": CapabilityPolicy.STRICT})
+    with served(strict) as url, httpx.Client(base_url=url) as api:
         answer = api.post("/check/message", content=message).json()
         assert answer["allowed"] is False
         assert answer["results"][0]["sender"]["reason"] == (
@@ -144,8 +152,10 @@ def test_the_api_applies_the_deployments_capability_policy(database_url: str) ->
         assert nothing["allowed"] is True and nothing["receiver"]["outcome"] == "unchecked_no_capabilities"
         ungoverned = api.get("/check", params={"receiver": 90998, "kind": "Dialogmelding 1.1, X"}).json()
         assert ungoverned["receiver"]["outcome"] == "unchecked_not_governed"
-        unknown = api.get("/check", params={"receiver": 424242}).json()
+        unknown = api.get("/check", params={"receiver": 424242, "kind": "Dialogmelding 1.1, X"}).json()
         assert unknown["allowed"] is False and unknown["receiver"]["outcome"] == "unknown_party"
+        neither = api.get("/check", params={"receiver": 90998, "specification": 16})  # a misspelt parameter
+        assert neither.status_code == 422 and "give spec" in neither.json()["detail"]
         answer = api.post("/check/message", params={"receiver": 90998}, content=citizen.read_bytes()).json()
         assert answer["kind"] == "Dialogmelding 1.1, DIALOG_INNBYGGER_EKONTAKT" and answer["governed"] is False
         assert answer["allowed"] is True and answer["specificationId"] is None

@@ -38,6 +38,7 @@ SERVICE = 7  # a service of that organisation, with nothing of its own: it inher
 DENIED = 8  # can take Helsefaglig dialog, but an operator override denies it
 ALLOWED_BY_OVERRIDE = 9  # has nothing registered, but an operator override allows Helsefaglig dialog
 INACTIVE = 10
+SENDING_SERVICE = 11  # a service of GP_DIALOG_10's organisation that registered only what it sends
 
 
 def build_view() -> RegistryView:
@@ -47,6 +48,8 @@ def build_view() -> RegistryView:
         view.put(party(her_id))
     view.put(party(SERVICE, parent=ORGANISATION))
     view.put(party(INACTIVE).model_copy(update={"active": False}))
+    view.put(party(SENDING_SERVICE, parent=GP_DIALOG_10))
+    view.put(capability(SENDING_SERVICE, DIALOG_11.id).model_copy(update={"direction": Direction.PRODUCE}))
     view.put(capability(GP_DIALOG_10, DIALOG_10.id))
     view.put(capability(EPIKRISE_ONLY, EPIKRISE.id))
     view.put(capability(PRODUCE_ONLY, DIALOG_11.id).model_copy(update={"direction": Direction.PRODUCE}))
@@ -72,6 +75,8 @@ TABLE: list[tuple[str, int, MessageKind, tuple[str, str, str]]] = [
     ("a service inherits its organisation's capabilities", SERVICE, HELSEFAGLIG, (T10, T10, BY_POLICY)),
     ("a service inherits them for what they allow", SERVICE, MessageKind(EPIKRISE.namespace, "EPIKRISE"),
      (OK, OK, BY_POLICY)),
+    ("a service that registered only what it sends receives as its organisation", SENDING_SERVICE, HELSEFAGLIG,
+     (T10, T10, BY_POLICY)),
     ("an override denies under every policy", DENIED, HELSEFAGLIG, (T10, T10, T10)),
     ("an override allows under every policy", ALLOWED_BY_OVERRIDE, HELSEFAGLIG, (OK, OK, OK)),
     ("override-only entries do not count as capabilities", ALLOWED_BY_OVERRIDE, EKONTAKT,
@@ -111,7 +116,7 @@ def test_a_refusal_names_what_the_receiver_supports() -> None:
 
 
 def test_an_unchecked_delivery_says_why() -> None:
-    verdict = build_view().check_receiver(GP_DIALOG_10, None, NOW, REGISTERED, EKONTAKT.name)
+    verdict = build_view().check_with_policy(GP_DIALOG_10, None, Direction.CONSUME, NOW, REGISTERED, EKONTAKT.name)
     assert verdict.allowed and verdict.unchecked
     assert verdict.outcome is Outcome.UNCHECKED_NOT_GOVERNED
     assert verdict.reason == "delivered without a capability check: kind not governed by the registry"
@@ -135,3 +140,22 @@ def test_the_policy_setting_defaults_to_registered_and_reads_every_value(monkeyp
     with pytest.raises(ValueError, match="registered"):
         CapabilityPolicySettings()
 
+
+
+def test_an_organisations_override_applies_to_its_services() -> None:
+    view = build_view()
+    view.put(override(ORGANISATION, EPIKRISE.id, OverrideEffect.DENY))
+    epikrise = MessageKind(EPIKRISE.namespace, "EPIKRISE")
+    assert [verdict_of(view, SERVICE, epikrise, policy) for policy in CapabilityPolicy] == [T10, T10, T10]
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    (REGISTERED, Outcome.UNCHECKED_NO_CAPABILITIES), (STRICT, Outcome.NO_CAPABILITY),
+    (ADDRESS_ONLY, Outcome.UNCHECKED_BY_POLICY),
+])
+def test_the_sender_check_follows_the_same_policy(policy: CapabilityPolicy, expected: Outcome) -> None:
+    """EDI_REGISTRY_CHECK_SENDER_PRODUCE: a sender that has registered nothing it sends."""
+    result = build_view().check_delivery(GP_DIALOG_10, DIALOG_11, NOW, sender=NOTHING, policy=policy)
+    assert result.sender is not None and result.sender.outcome is expected
+    if expected is Outcome.UNCHECKED_NO_CAPABILITIES:
+        assert result.sender.reason == "sent without a capability check: sender has registered no capabilities"

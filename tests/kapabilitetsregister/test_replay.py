@@ -120,7 +120,9 @@ async def test_replayed_view_answers_every_check_as_the_store(
                     spec = store.specification(spec_id)
                     for at in CHECK_TIMES:
                         answer = await store.check(her_id, spec_id, at, sender=her_id)
-                        assert answer.receiver == replayed.check_receiver(her_id, spec, at, policy)
-                        assert answer.sender == replayed.check(her_id, spec, Direction.PRODUCE, at)
+                        assert answer.receiver == replayed.check_with_policy(
+                            her_id, spec, Direction.CONSUME, at, policy)
+                        assert answer.sender == replayed.check_with_policy(
+                            her_id, spec, Direction.PRODUCE, at, policy)
     finally:
         await store.close()

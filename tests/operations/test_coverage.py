@@ -17,6 +17,7 @@ from typer.testing import CliRunner, Result
 
 from edi.cli.kapreg import app as kapreg
 from edi.cli.main import app as edi
+from edi.observability import metrics
 from edi.services.gateway.app import create_app
 from edi.services.gateway.notifications import describe
 from edi.services.gateway.settings import Environment, GatewaySettings
@@ -45,7 +46,8 @@ async def test_unchecked_deliveries_are_reported_counted_and_explained(
     async with running_backbone() as (backbone, parts):
         store = await parts.store()
         checked = await backbone.submit(dialog(), allowed_sender_her_ids=None)
-        ungoverned = await backbone.submit(citizen_dialog(f"timer-{uuid.uuid4()}"), allowed_sender_her_ids=None)
+        timer_msg_id = f"timer-{uuid.uuid4()}"
+        ungoverned = await backbone.submit(citizen_dialog(timer_msg_id), allowed_sender_her_ids=None)
         unregistered = await backbone.submit(dialog(receiver=NO_CAPABILITIES), allowed_sender_her_ids=None)
         await eventually(lambda: store.entries(unregistered.message_id), what="the last delivery")
         await eventually(lambda: store.entries(ungoverned.message_id), what="the citizen dialog")
@@ -63,6 +65,12 @@ async def test_unchecked_deliveries_are_reported_counted_and_explained(
         same = [json.loads(line) for line in (await run(kapreg, "coverage", "--json")).stdout.splitlines()]
         assert same == report
 
+        found = (await run(edi, "ops", "find", "--msg-id", timer_msg_id)).stdout
+        assert TIMER in found and f"{RECEIVER} unread (unchecked: kind not governed by the registry)" in found
+        labels = {(s.labels["reason"], s.labels["kind"]): s.value for m in metrics.DELIVERIES_UNCHECKED.collect()
+                  for s in m.samples if s.name.endswith("_total")}
+        assert labels[("not_governed", TIMER)] >= 1
+        assert labels[("no_capabilities", "Dialogmelding 1.0, DIALOG_NOTAT")] >= 1
         history = (await run(edi, "ops", "history", str(ungoverned.message_id))).stdout
         assert f"in the mailbox of {RECEIVER} ({TIMER}; capability not checked: kind not governed" in history
         checked_history = (await run(edi, "ops", "history", str(checked.message_id))).stdout

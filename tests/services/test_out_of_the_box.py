@@ -1,18 +1,24 @@
 """A fresh backbone, with no schema directory configured, validates the bulk of GP traffic: Dialogmelding 1.0 and 1.1
 business documents are checked against the project's own schemas, and one that breaks its schema is refused with
-T02, the line and the path, instead of being accepted."""
+T02, the line and the path, instead of being accepted. `edi send` validates with the directories it is given."""
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from edi.cli.main import app as edi
 from edi.services.messaging import Refused
 from edi.settings import ValidationSettings
 from tests.services.conftest import party, running_backbone, seed_registry
 from tests.services.documents import DIALOG_SPEC, RECEIVER, dialog
-from tests.shared_samples import SAMPLES
+from tests.shared_samples import SAMPLES, STANDARDS
 
 pytestmark = pytest.mark.parametrize("bus_kind", ["embedded"])
+HENVISNING_20 = SAMPLES / "henvisning/sarepta-eksempel/Henvisning/Henvisning_v2-0/Henvisning_ny_tilstand_v2-0_Ny.xml"
 HELSEFAGLIG = SAMPLES / "dialogmelding/sarepta-eksempel/Dialogmelding/Dialogmelding-v1-1/Helsefaglig_dialog.xml"
 
 
@@ -49,3 +55,17 @@ async def test_a_valid_dialogmelding_is_accepted_as_validated() -> None:
     # Validated, not merely accepted: every part had its schema (None would mean some part was not validated).
     assert ValidationSettings().validator().validate(dialog()).valid is True
     assert ValidationSettings().validator().validate(HELSEFAGLIG.read_bytes()).valid is True
+
+
+@pytest.mark.usefixtures("no_schema_directory")
+def test_edi_send_validates_with_the_schema_directories_it_is_given(tmp_path: Path) -> None:
+    """`edi send` validates in its own process: given `edi up`'s --schemas, it gives the same verdict."""
+    broken = tmp_path / "henvisning.xml"
+    broken.write_bytes(HENVISNING_20.read_bytes().replace(b"</Henvisning>", b"<Nonsense/></Henvisning>", 1))
+    send = ["send", "--wait", "0", "--json", "--data-dir", str(tmp_path / "data"), str(broken)]
+    refused = CliRunner().invoke(edi, [*send, "--schemas", str(STANDARDS)], catch_exceptions=False)
+    assert refused.exit_code == 1
+    errors = json.loads(refused.stdout)["refused"]["errors"]
+    assert errors[0]["apprec_code"] == "T02" and "Nonsense" in errors[0]["message"]
+    # Without them, Henvisning 2.0 has no schema here: accepted, with the part unvalidated.
+    assert json.loads(CliRunner().invoke(edi, send, catch_exceptions=False).stdout)["refused"] is None

@@ -27,6 +27,7 @@ from edi.observability.logging import configure_logging
 from edi.services.operations.models import CoverageEntry, DeadLetterView, MessageStatus, MessageSummary
 from edi.services.operations.service import NotFoundError, OperationRefusedError, Operations
 from edi.services.store import BackboneSettings
+from edi.services.store.store import COVERAGE_LIMIT
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 T = TypeVar("T")
@@ -84,9 +85,9 @@ def _when(moment: datetime | None) -> str:
 
 def _summary_line(summary: MessageSummary) -> str:
     receivers = ", ".join(f"{r.her_id} {r.state}" + (f" (AppRec {r.apprec_status})" if r.apprec_status else "")
-                          for r in summary.receivers)
+                          + (f" (unchecked: {r.unchecked})" if r.unchecked else "") for r in summary.receivers)
     return (f"{_when(summary.at)}  {summary.message_id}  MsgId {summary.msg_id or '-'}  "
-            f"from {summary.sender_her_id or '-'}  {summary.message_type or '-'}  [{summary.status}]"
+            f"from {summary.sender_her_id or '-'}  {summary.kind or summary.message_type or '-'}  [{summary.status}]"
             + (f"  to {receivers}" if receivers else ""))
 
 
@@ -226,7 +227,11 @@ Since = Annotated[str | None, typer.Option(
 
 
 @app.command()
-def coverage(since: Since = None, as_json: Json = False, data_dir: DataDir = None) -> None:
+def coverage(
+    since: Since = None, as_json: Json = False, data_dir: DataDir = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", min=1, help="At most this many pairs, the most frequent first.")] = COVERAGE_LIMIT,
+) -> None:
     """Which receivers got which kinds of message without a capability check, how often and when last: what
     to register in the Kapabilitetsregister."""
     try:
@@ -234,7 +239,7 @@ def coverage(since: Since = None, as_json: Json = False, data_dir: DataDir = Non
     except InvalidInputError as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from None
-    show_coverage(_run(data_dir, lambda ops: ops.coverage(moment)), as_json)
+    show_coverage(_run(data_dir, lambda ops: ops.coverage(moment, limit)), as_json)
 
 
 def show_coverage(entries: Sequence[CoverageEntry], as_json: bool) -> None:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from edi.core.catalog import BUILT_IN, Coverage, SchemaCompileError, builtin_schema_dir
+from edi.core.catalog import BUILT_IN, SchemaCompileError, SchemaInventory, builtin_schema_dir
 from edi.core.validation import Validator
 from edi.settings import ValidationSettings
 
@@ -31,14 +31,14 @@ def schemas(
     """List every known standard with the schema that validates it and where that comes from (the built-in set
     or a configured directory), or "not installed"; then the other namespaces the configured sets hold. Exit 0,
     or 2 when a directory does not exist or does not compile."""
-    coverage = validator_or_exit(schema_dirs, compile_all=True).catalog.coverage()
+    inventory = validator_or_exit(schema_dirs, compile_all=True).catalog.inventory()
     if as_json:
-        for row in coverage_rows(coverage):
+        for row in inventory_rows(inventory):
             print(json.dumps(row, ensure_ascii=False))
         return
     console = Console(highlight=False)
-    files = {source.namespace: str(source.file) for _, source in coverage.standards if source}
-    for schema_set in coverage.sets():
+    files = {source.namespace: str(source.file) for _, source in inventory.standards if source}
+    for schema_set in inventory.sets():
         where = f"built-in schemas ({builtin_schema_dir()})" if schema_set.name == BUILT_IN else schema_set.name
         if not schema_set.standards and not schema_set.others:
             console.print(f"No schema is taken from {escape(where)}.")
@@ -49,9 +49,9 @@ def schemas(
         for source in schema_set.others:
             table.add_row("(no known standard)", *map(escape, (source.namespace, str(source.file))))
         console.print(table)
-    if coverage.missing:
+    if inventory.missing:
         table = _table("Not installed, so not validated", "standard", "namespace")
-        for standard in coverage.missing:
+        for standard in inventory.missing:
             table.add_row(*map(escape, (standard.label, standard.namespace)))
         console.print(table)
         console.print(HINT)
@@ -68,19 +68,19 @@ def _table(title: str, *columns: str) -> Table:
 HINT = "Add a published XSD set with --schemas DIR or EDI_SCHEMA_DIRS."
 
 
-def coverage_rows(coverage: Coverage) -> list[dict[str, Any]]:
+def inventory_rows(inventory: SchemaInventory) -> list[dict[str, Any]]:
     """Each known standard (schema None: not installed), then each other namespace installed."""
     rows = [
         {"standard": standard.name, "version": standard.version, "role": standard.role.value,
          "namespace": standard.namespace,
          "schema": str(source.path) if source else None, "file": str(source.file) if source else None,
          "set": source.schema_set if source else None}
-        for standard, source in coverage.standards
+        for standard, source in inventory.standards
     ]
     rows += [
         {"standard": None, "version": None, "role": None, "namespace": source.namespace, "schema": str(source.path),
          "file": str(source.file), "set": source.schema_set}
-        for source in coverage.others
+        for source in inventory.others
     ]
     return rows
 

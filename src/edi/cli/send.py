@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from edi.cli.schemas import SchemaDirs, validator_or_exit
+from edi.core.validation import Validator
 from edi.kapabilitetsregister.view import unchecked_text
 from edi.observability.logging import configure_logging
 from edi.services.backbone import Backbone, MessagingSettings
@@ -28,17 +30,20 @@ def send(
         "--wait", metavar="SECONDS", help="How long to wait for each receiver's outcome (0: do not wait).")] = 10.0,
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="The data directory `edi up` runs on (default EDI_DATA_DIR, else ./.edi-data).")] = None,
+    schemas: SchemaDirs = None,
 ) -> None:
     """Submit messages: each is validated and accepted or refused at once; then, for up to --wait seconds, each
     receiver's outcome is shown (in its mailbox, or refused and why). Exit 0 when every file was accepted and
-    delivered, 1 when any was refused, 2 on a usage error."""
+    delivered, 1 when any was refused, 2 on a usage error. The files are validated here, as `edi up` validates
+    what its HTTP API takes: give the same --schemas (or EDI_SCHEMA_DIRS) as `edi up` was given."""
     for file in files:
         if not file.is_file():
             Console(stderr=True).print(f"[red]error:[/red] no such file: {escape(str(file))}")
             raise typer.Exit(EXIT_USAGE)
+    validator = validator_or_exit(schemas, compile_all=False)
     configure_logging(level="WARNING")  # stdout is the command's answer; only trouble goes to stderr
     settings = MessagingSettings() if data_dir is None else MessagingSettings(data_dir=data_dir)
-    results = asyncio.run(_send_all(files, settings, wait))
+    results = asyncio.run(_send_all(files, settings, validator, wait))
     console = Console(highlight=False, soft_wrap=True)
     for result in results:
         if as_json:
@@ -49,8 +54,10 @@ def send(
     raise typer.Exit(EXIT_REFUSED if refused else EXIT_ACCEPTED)
 
 
-async def _send_all(files: list[Path], settings: MessagingSettings, wait: float) -> list[dict[str, Any]]:
-    async with Backbone.open(settings) as backbone:
+async def _send_all(
+    files: list[Path], settings: MessagingSettings, validator: Validator, wait: float,
+) -> list[dict[str, Any]]:
+    async with Backbone.open(settings, validator) as backbone:
         results = [await _submit(backbone, file) for file in files]
         deadline = asyncio.get_running_loop().time() + wait
         for result in results:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from edi.cli.schemas import HINT, SchemaDirs, validator_or_exit
-from edi.core.catalog import BUILT_IN, Coverage, grouped_labels
+from edi.core.catalog import BUILT_IN, SchemaInventory, grouped_labels
 from edi.observability.logging import configure_logging
 from edi.services.runtime import loop
 from edi.services.up import Started
@@ -32,10 +32,13 @@ def up(
     validator = validator_or_exit(schemas, compile_all=True)
     configure_logging(format="json" if os.environ.get("EDI_LOG_FORMAT") == "json" else "console",
                       level=os.environ.get("EDI_LOG_LEVEL", "WARNING"))
-    loop.run(run_up(host_name=host, port=port, data_dir=data_dir, started=_announce, validator=validator))
+    loop.run(run_up(host_name=host, port=port, data_dir=data_dir, validator=validator,
+                     started=lambda started: _announce(started, schemas or [])))
 
 
-def _announce(started: Started) -> None:
+def _announce(started: Started, schema_dirs: list[Path]) -> None:
+    # `edi send` validates in its own process: it needs the same schema directories to give the same verdicts.
+    same_schemas = "".join(f" --schemas {directory}" for directory in schema_dirs)
     lines = [
         "edi up: the backbone is running (Ctrl-C stops it)",
         f"  data directory  {started.data_dir}",
@@ -48,8 +51,8 @@ def _announce(started: Started) -> None:
         "Schemas:",
         *schema_lines(started.schemas, require_schemas=started.require_schemas),
         "Try it:",
-        "  edi send ../shared/samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/foresporsel-og-svar/"
-        "dialog-notat-webmed-test.xml",
+        f"  edi send{same_schemas} ../shared/samples/dialogmelding/ks-no-fiks-nhn-client/dialogmelding/1.0/"
+        "foresporsel-og-svar/dialog-notat-webmed-test.xml",
         "  edi inbox --her-id 8143060",
     ]
     if started.data_dir != Path(".edi-data").resolve():
@@ -58,11 +61,11 @@ def _announce(started: Started) -> None:
     loop.freeze_startup_objects()  # started: see the function
 
 
-def schema_lines(coverage: Coverage, *, require_schemas: bool) -> list[str]:
+def schema_lines(inventory: SchemaInventory, *, require_schemas: bool) -> list[str]:
     """The banner's account of validation: the known standards each schema set validates, then those that no
     installed schema validates, with what that means and what to do about it."""
     lines: list[str] = []
-    for schema_set in coverage.sets():
+    for schema_set in inventory.sets():
         if schema_set.name == BUILT_IN:
             if schema_set.standards:  # none when configured sets shadow them all: nothing to say
                 lines += _listed("validated by built-in schemas:", grouped_labels(schema_set.standards))
@@ -72,8 +75,8 @@ def schema_lines(coverage: Coverage, *, require_schemas: bool) -> list[str]:
         if schema_set.others:
             names.append(f"and {len(schema_set.others)} other namespaces (`edi schemas` lists them)")
         lines += _listed(f"validated by {schema_set.name}:", names)
-    if coverage.missing:
-        lines += _listed("not validated (no schema installed):", grouped_labels(coverage.missing))
+    if inventory.missing:
+        lines += _listed("not validated (no schema installed):", grouped_labels(inventory.missing))
         outcome = ("EDI_REQUIRE_SCHEMAS is set: documents with such a part are refused (T10)." if require_schemas
                    else "Documents with such a part are accepted with a warning (EDI-SCH-002).")
         lines += textwrap.wrap(f"{outcome} {HINT}", width=_WIDTH, initial_indent=" " * 4, subsequent_indent=" " * 6)

@@ -138,10 +138,10 @@ class SchemaCatalog:
     def source(self, namespace: str) -> SchemaSource | None:
         return self._sources.get(namespace)
 
-    def coverage(self) -> Coverage:
+    def inventory(self) -> SchemaInventory:
         """What this catalog validates and from where, and which known standards it does not validate."""
         known = {standard.namespace for standard in STANDARDS}
-        return Coverage(
+        return SchemaInventory(
             directories=self.directories,
             standards=tuple((standard, self._sources.get(standard.namespace)) for standard in STANDARDS),
             others=tuple(sorted((source for ns, source in self._sources.items() if ns not in known),
@@ -179,7 +179,7 @@ class SchemaSet:
 
 
 @dataclass(frozen=True, slots=True)
-class Coverage:
+class SchemaInventory:
     """Which of the known standards (edi.core.standards.STANDARDS) a catalog validates with which schema, which
     it cannot validate, and the namespaces it has schemas for that are no known standard. One computation for
     the start-up banner, the log line and /readyz of every process that validates, and `edi schemas`."""

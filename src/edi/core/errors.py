@@ -165,7 +165,7 @@ CATALOGUE: dict[Code, ErrorDef] = {
             "GenDate {gen_date} ligger fram i tid (mer enn {skew} minutter foran tjenestens klokke).",
         ),
         ErrorDef(
-            Code.GENDATE_INVALID, A.X99, _E,
+            Code.GENDATE_INVALID, A.X99, _W,
             "GenDate '{gen_date}' is not a date and time.", "GenDate '{gen_date}' er ikke et tidspunkt.",
         ),
         ErrorDef(

@@ -34,6 +34,13 @@ class MessageKind:
                    header.service_description.code if header.service_description else None)
 
     @property
+    def description(self) -> str:
+        """What a refusal tells the sender: the name, or for a namespace the project does not know, the namespace
+        the sender wrote (its own words, given back to it; never a metric label)."""
+        known = standard_for(self.business_namespace) is not None
+        return self.name if known else f"a document in namespace {self.business_namespace or '(none)'}"
+
+    @property
     def name(self) -> str:
         standard = standard_for(self.business_namespace)
         if standard is None:

@@ -116,6 +116,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     ) -> CheckOut:
         """May a message of this specification be delivered to the receiver (and, if named, sent by the sender),
         under this registry's capability policy (EDI_CAPABILITY_POLICY)?"""
+        if spec is None and not kind:
+            raise InvalidInputError("give spec (a specification), or kind (the name of a kind of message the "
+                                    "registry does not govern)")
         moment = datetime.now(UTC) if at is None else as_utc(at)
         result = await registry.check(
             parse_her_id(receiver), None if spec is None else specification(registry, spec).id, moment,
@@ -139,12 +142,12 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         kind = MessageKind.of(header)
         spec = registry.catalogue.recognise(kind)
         results = [
-            await registry.check(her_id, None if spec is None else spec.id, moment, sender_id, kind.name)
+            await registry.check(her_id, None if spec is None else spec.id, moment, sender_id, kind.description)
             for her_id in receivers
         ]
         return MessageCheckOut(
             allowed=all(r.allowed for r in results), specification_id=None if spec is None else spec.id,
-            description=kind.name, kind=kind.name, governed=spec is not None,
+            description=kind.description, kind=kind.name, governed=spec is not None,
             results=[CheckOut.of(r, moment) for r in results],
         )
 

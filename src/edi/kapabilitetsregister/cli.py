@@ -215,7 +215,7 @@ def check(
         else:
             specification = default_catalogue().resolve(spec or "")
         spec_id = None if specification is None else specification.id
-        kind_name = "" if kind is None else kind.name
+        kind_name = "" if kind is None else kind.description
         result = _run(url, None, lambda registry: registry.check(receiver_id, spec_id, moment, sender_id, kind_name))
     if json_output:
         _print_json({

@@ -122,10 +122,6 @@ class Catalogue:
     def other_versions(self, spec: Specification) -> list[Specification]:
         return [s for s in self._by_standard[spec.standard] if s.version != spec.version]
 
-    def governs(self, kind: MessageKind) -> bool:
-        """Whether the registry governs this kind of message: it is one of the registry's specifications."""
-        return self.recognise(kind) is not None
-
     def recognise(self, kind: MessageKind) -> Specification | None:
         """The specification a message is, from its business namespace, message function and MsgDescr."""
         namespace, function, description = kind.business_namespace, kind.message_function, kind.service_description

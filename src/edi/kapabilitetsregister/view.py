@@ -104,6 +104,7 @@ class RegistryView:
         self._overrides: dict[int, dict[int, Override]] = {}
         self._applied: dict[str, int] = {}  # key -> seq of the record that last set it
         self._registered: dict[tuple[int, Direction], str] = {}  # the reason of an allowed check, made once
+        self._own_directions: dict[int, frozenset[Direction]] = {}  # which directions a party has entries in
         self.last_seq = 0
 
     # --- feeding the view -------------------------------------------------------------------------------------
@@ -130,6 +131,7 @@ class RegistryView:
             self._parties[entity.her_id] = entity
         elif isinstance(entity, Capability):
             self._capabilities.setdefault(entity.her_id, {})[(entity.specification_id, entity.direction)] = entity
+            self._own_directions.pop(entity.her_id, None)
         else:
             self._overrides.setdefault(entity.her_id, {})[entity.specification_id] = entity
 
@@ -140,6 +142,7 @@ class RegistryView:
             self._parties.pop(her_id, None)
         elif kind == "capability":
             self._capabilities.get(her_id, {}).pop((int(rest[0]), Direction(rest[1])), None)
+            self._own_directions.pop(her_id, None)
         else:
             self._overrides.get(her_id, {}).pop(int(rest[0]), None)
 
@@ -167,8 +170,13 @@ class RegistryView:
         party = self._parties.get(her_id)
         if party is None:
             return [], None
-        index, source = self._effective(party)
-        return sorted(index.values(), key=_capability_order), source
+        found: list[Capability] = []
+        source = None
+        for direction in Direction:
+            index, inherited_from = self._effective(party, direction)
+            found += [c for c in index.values() if c.direction is direction]
+            source = source or inherited_from
+        return sorted(found, key=_capability_order), source
 
     def entities(self) -> Iterator[Party | Capability | Override]:
         """Everything the view holds, in a stable order (for comparing two views)."""
@@ -182,45 +190,42 @@ class RegistryView:
 
     def check_delivery(
         self, receiver: int, spec: Specification | None, at: datetime, sender: int | None = None, *,
-        policy: CapabilityPolicy = CapabilityPolicy.STRICT, kind_name: str = "",
+        policy: CapabilityPolicy, kind_name: str = "",
     ) -> CheckResult:
-        """The receiver under the policy; the sender, when asked, must Produce a governed specification."""
+        """The receiver (Consume) and, when asked, the sender (Produce), both under the policy."""
         return CheckResult(
-            receiver=self.check_receiver(receiver, spec, at, policy, kind_name),
-            sender=None if sender is None or spec is None else self.check(sender, spec, Direction.PRODUCE, at),
+            receiver=self.check_with_policy(receiver, spec, Direction.CONSUME, at, policy, kind_name),
+            sender=None if sender is None or spec is None
+            else self.check_with_policy(sender, spec, Direction.PRODUCE, at, policy, kind_name),
         )
 
-    def check_receiver(
-        self, her_id: int, spec: Specification | None, at: datetime, policy: CapabilityPolicy, kind_name: str = "",
+    def check_with_policy(
+        self, her_id: int, spec: Specification | None, direction: Direction, at: datetime, policy: CapabilityPolicy,
+        kind_name: str = "",
     ) -> Verdict:
-        """May this receiver be handed a message of this specification (None: a kind the registry does not
+        """May this party receive (or send) a message of this specification (None: a kind the registry does not
         govern, named `kind_name`) under the policy? The registry is a pilot still being filled in: under
-        `registered` only what it knows is enforced, and the rest is delivered with the reason it was not checked."""
+        `registered` only what it knows is enforced, and the rest passes with the reason it was not checked."""
         party = self._parties.get(her_id)
         if party is None or not party.active or not party.valid_at(at):
-            return self._party_refusal(her_id, party, spec)
+            return self._party_refusal(her_id, party, spec, direction)
         if spec is not None and self._override(party, spec.id, at) is not None:
-            return self.check(her_id, spec, Direction.CONSUME, at)  # the override decides, under every policy
+            return self.check(her_id, spec, direction, at)  # the override decides, under every policy
         if policy is CapabilityPolicy.ADDRESS_ONLY:
-            return self._unchecked(Outcome.UNCHECKED_BY_POLICY, her_id, spec)
+            return _unchecked(Outcome.UNCHECKED_BY_POLICY, her_id, spec, direction)
         if spec is None:
             if policy is CapabilityPolicy.STRICT:
                 return unrecognised(her_id, kind_name)
-            return self._unchecked(Outcome.UNCHECKED_NOT_GOVERNED, her_id, spec)
-        if policy is CapabilityPolicy.REGISTERED and not self._consumes_anything(party, at):
-            return self._unchecked(Outcome.UNCHECKED_NO_CAPABILITIES, her_id, spec)
-        return self.check(her_id, spec, Direction.CONSUME, at)
+            return _unchecked(Outcome.UNCHECKED_NOT_GOVERNED, her_id, spec, direction)
+        if policy is CapabilityPolicy.REGISTERED and not self._registers_any(party, direction, at):
+            return _unchecked(Outcome.UNCHECKED_NO_CAPABILITIES, her_id, spec, direction)
+        return self.check(her_id, spec, direction, at)
 
-    def _consumes_anything(self, party: Party, at: datetime) -> bool:
-        """Has the party registered capabilities: one Consume valid now, its own or inherited? (Produce-only,
-        expired and override-only entries do not count.)"""
-        index, _ = self._effective(party)
-        return any(c.direction is Direction.CONSUME and c.valid_at(at) for c in index.values())
-
-    @staticmethod
-    def _unchecked(outcome: Outcome, her_id: int, spec: Specification | None) -> Verdict:
-        return Verdict(outcome, her_id, Direction.CONSUME, None if spec is None else spec.id,
-                       f"delivered without a capability check: {UNCHECKED_REASONS[outcome]}")
+    def _registers_any(self, party: Party, direction: Direction, at: datetime) -> bool:
+        """Has the party registered capabilities in this direction: one valid now, its own or inherited?
+        (Entries of the other direction, expired entries and overrides do not count.)"""
+        index, _ = self._effective(party, direction)
+        return any(c.direction is direction and c.valid_at(at) for c in index.values())
 
     def check(self, her_id: int, spec: Specification, direction: Direction, at: datetime) -> Verdict:
         """Can this party receive (Consume) or send (Produce) this specification at this moment?"""
@@ -235,7 +240,7 @@ class RegistryView:
             return Verdict(Outcome.DENIED_BY_OVERRIDE, her_id, direction, spec.id,
                            f"{_label(party)} may not {_VERB[direction]} {spec.display_name}: operator override: "
                            f"{override.reason}")
-        index, inherited_from = self._effective(party)
+        index, inherited_from = self._effective(party, direction)
         key = (spec.id, direction)
         capability = index.get(key)
         if capability is not None and capability.valid_at(at):
@@ -287,12 +292,20 @@ class RegistryView:
             reason += f"; it can receive: {', '.join(supported) if supported else 'nothing registered'}"
         return Verdict(Outcome.NO_CAPABILITY, her_id, direction, spec.id, reason)
 
-    def _effective(self, party: Party) -> tuple[_CapabilityIndex, int | None]:
-        # A service or person with no entries of its own inherits its organisation's.
+    def _effective(self, party: Party, direction: Direction) -> tuple[_CapabilityIndex, int | None]:
+        """The entries that answer for a party in one direction: its own, or, when it has none in that direction,
+        its organisation's. (Per direction: a service that registered only what it sends still receives what its
+        organisation registered.) Both directions' entries are returned; callers look up their direction."""
         own = self._capabilities.get(party.her_id)
-        if own or party.parent_her_id is None:
+        if party.parent_her_id is None or (own and direction in self._directions(party.her_id, own)):
             return own or {}, None
         return self._capabilities.get(party.parent_her_id) or {}, party.parent_her_id
+
+    def _directions(self, her_id: int, own: _CapabilityIndex) -> frozenset[Direction]:
+        found = self._own_directions.get(her_id)
+        if found is None:
+            found = self._own_directions[her_id] = frozenset(direction for _, direction in own)
+        return found
 
     def _override(self, party: Party, specification_id: int, at: datetime) -> Override | None:
         # The party's own override wins over its organisation's. Few parties have any: look only where there are.
@@ -310,6 +323,15 @@ def unrecognised(her_id: int, description: str) -> Verdict:
     return Verdict(Outcome.UNRECOGNISED_MESSAGE, her_id, Direction.CONSUME, None,
                    f"the message ({description}) is none of the registry's message specifications, so no "
                    "receiver can be found able to take it")
+
+
+def _unchecked(outcome: Outcome, her_id: int, spec: Specification | None, direction: Direction) -> Verdict:
+    reason = UNCHECKED_REASONS[outcome]
+    if direction is Direction.PRODUCE:
+        reason = reason.replace("receiver", "sender")
+    verb = "delivered" if direction is Direction.CONSUME else "sent"
+    return Verdict(outcome, her_id, direction, None if spec is None else spec.id,
+                   f"{verb} without a capability check: {reason}")
 
 
 def unchecked_text(reason: str) -> str:

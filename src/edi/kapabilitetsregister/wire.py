@@ -52,7 +52,7 @@ class MessageCheckOut(_Wire):
 
     allowed: bool
     specification_id: int | None
-    description: str  # the kind's name (kept under this name for existing clients)
+    description: str  # what the message is, in a refusal's words: the kind's name, or its unknown namespace
     kind: str  # the kind's name, e.g. "Dialogmelding 1.1, DIALOG_INNBYGGER_EKONTAKT"
     governed: bool  # whether the kind is one of the registry's specifications
     results: list[CheckOut]

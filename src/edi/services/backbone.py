@@ -83,8 +83,11 @@ class Backbone:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: MessagingSettings | None = None) -> AsyncIterator[Backbone]:
-        """A backbone on the configured bus and store, with a registry view of its own, closed on exit."""
+    async def open(
+        cls, settings: MessagingSettings | None = None, validator: Validator | None = None,
+    ) -> AsyncIterator[Backbone]:
+        """A backbone on the configured bus and store, with a registry view of its own, closed on exit; it
+        validates with `validator`, by default one of the EDI_SCHEMA_DIRS settings."""
         settings = settings or MessagingSettings()
         async with AsyncExitStack() as stack:
             bus, store = await open_bus_and_store(settings, stack)
@@ -99,7 +102,7 @@ class Backbone:
             stack.push_async_callback(stop_feed)
             attachments = await ObjectSettings(data_dir=settings.data_dir).open_attachments()
             stack.push_async_callback(attachments.objects.close)
-            backbone = cls(bus=bus, store=store, validator=ValidationSettings().validator(), feed=feed,
+            backbone = cls(bus=bus, store=store, validator=validator or ValidationSettings().validator(), feed=feed,
                            require_schemas=settings.require_schemas, follow_interval_s=settings.follow_interval_s,
                            attachments=attachments)
             yield backbone

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from edi.adapters.bus import Bus
-from edi.core.catalog import Coverage, grouped_labels
+from edi.core.catalog import SchemaInventory, grouped_labels
 from edi.core.validation import Validator
 from edi.kapabilitetsregister.store import RegistryStore
 from edi.observability.probes import Ops
@@ -101,20 +101,20 @@ class Parts:
             self._validator = self._given_validator or ValidationSettings().validator()
             # At start, so that a set that does not compile stops the process rather than a sender's message.
             self._validator.catalog.compile_all()
-            self._tell_schemas_missing(self._validator.catalog.coverage())
+            self._tell_schemas_missing(self._validator.catalog.inventory())
         return self._validator
 
-    def _tell_schemas_missing(self, coverage: Coverage) -> None:
+    def _tell_schemas_missing(self, inventory: SchemaInventory) -> None:
         """A process that validates says at start, and in /readyz, which known standards it cannot validate, so
         that documents accepted unvalidated (or refused, under EDI_REQUIRE_SCHEMAS) are no surprise."""
-        if not coverage.missing:
+        if not inventory.missing:
             return
         required = validator.ValidatorSettings(**self.overrides).require_schemas
         outcome = "refused (EDI_REQUIRE_SCHEMAS)" if required else "accepted unvalidated"
         log.warning("standards not validated: no schema installed", documents=outcome,
-                    standards=[standard.label for standard in coverage.missing],
+                    standards=[standard.label for standard in inventory.missing],
                     hint="--schemas DIR or EDI_SCHEMA_DIRS; `edi schemas` lists what is installed")
-        self.ops.tell("schemas", f"not validated, {outcome}: {', '.join(grouped_labels(coverage.missing))}")
+        self.ops.tell("schemas", f"not validated, {outcome}: {', '.join(grouped_labels(inventory.missing))}")
 
     async def feed(self) -> RegistryFeed:
         if self._feed is None:

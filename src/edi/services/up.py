@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from edi.adapters.blobs.settings import BlobSettings
-from edi.core.catalog import Coverage
+from edi.core.catalog import SchemaInventory
 from edi.core.validation import Validator
 from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.store import RegistryStore
@@ -44,7 +44,7 @@ class Started:
     blobs: str
     api_url: str | None  # None: the HTTP API is not installed
     demo_parties: int  # parties imported now (0: the registry had parties already)
-    schemas: Coverage  # what the validator validates, with which schema set
+    schemas: SchemaInventory  # what the validator validates, with which schema set
     require_schemas: bool  # documents with a part of a standard in schemas.missing are refused
 
 
@@ -91,7 +91,7 @@ async def up(
             data_dir=settings.data_dir.resolve(), bus=bus, store=_safe(settings.store_url),
             registry=_safe(relay_settings.registry_settings().database_url), blobs=blobs,
             api_url=f"http://{host_name}:{port}" if with_api else None, demo_parties=demo,
-            schemas=parts.validator().catalog.coverage(),
+            schemas=parts.validator().catalog.inventory(),
             require_schemas=ValidatorSettings(**parts.overrides).require_schemas,
         ))
 

@@ -39,6 +39,7 @@ from edi.services.operations.models import (
     Redriven,
 )
 from edi.services.operations.service import NotFoundError, OperationRefusedError, Operations
+from edi.services.store.store import COVERAGE_LIMIT
 
 PREFIX = "/ops"
 T = TypeVar("T")
@@ -121,9 +122,11 @@ def operations_router(operations: Operations, authenticate: Callable[[Request], 
         return await _guarded(operations.backlog(her_id))
 
     @router.get("/coverage", operation_id="OpsCoverage")
-    async def coverage(_: Operator, since: datetime | None = None) -> list[CoverageEntry]:
-        """The (receiver, kind) pairs delivered without a capability check, from the traffic routed."""
-        return await _guarded(operations.coverage(None if since is None else as_utc(since)))
+    async def coverage(
+        _: Operator, since: datetime | None = None, limit: Annotated[int, Query(ge=1, le=10_000)] = COVERAGE_LIMIT,
+    ) -> list[CoverageEntry]:
+        """The (receiver, kind) pairs delivered without a capability check, the most frequent first."""
+        return await _guarded(operations.coverage(None if since is None else as_utc(since), limit))
 
     @router.get("/audit", operation_id="OpsAudit")
     async def audit(_: Operator, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditEntry]:

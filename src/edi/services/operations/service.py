@@ -42,7 +42,7 @@ from edi.services.operations.models import (
 )
 from edi.services.reading import read_delivered
 from edi.services.store import BackboneSettings, BackboneStore, open_bus_and_store
-from edi.services.store.store import Act, MessageFacts
+from edi.services.store.store import COVERAGE_LIMIT, Act, MessageFacts
 
 
 class NotFoundError(LookupError):
@@ -187,9 +187,9 @@ class Operations:
     async def backlog(self, her_id: str | None = None) -> list[Backlog]:
         return await self._store.backlog(her_id)
 
-    async def coverage(self, since: datetime | None = None) -> list[CoverageEntry]:
+    async def coverage(self, since: datetime | None = None, limit: int = COVERAGE_LIMIT) -> list[CoverageEntry]:
         """Which receivers got which kinds of message without a capability check, from the traffic routed."""
-        return await self._store.coverage(since)
+        return await self._store.coverage(since, limit)
 
     async def audit(self, *, limit: int = 100) -> list[AuditEntry]:
         return await self._store.audit_trail(limit=limit)

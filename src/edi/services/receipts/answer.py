@@ -12,7 +12,7 @@ from edi.kapabilitetsregister.view import RegistryView
 VERSIONS: tuple[tuple[AppRecVersion, str], ...] = (("1.1", "Applikasjonskvittering1.1"),
                                                    ("1.0", "Applikasjonskvittering1.0"))
 NAMESPACES: dict[AppRecVersion, str] = {"1.0": APPREC_10_NS, "1.1": APPREC_11_NS}
-# What a party gets when the registry says it can Consume neither (the router will then refuse it, T10).
+# What a party gets when the registry says it can Consume neither: the version every AppRec reader takes.
 FALLBACK: AppRecVersion = "1.0"
 
 

@@ -1,7 +1,7 @@
 """Which receivers of a message get it, and why the others do not: the registry check, pure.
 
 Every receiver and copy receiver is checked on its own, under the deployment's capability policy (see
-`RegistryView.check_receiver` and docs/capability-policy.md): one that is unknown (or has no usable HER-id) gets
+`RegistryView.check_with_policy` and docs/capability-policy.md): one that is unknown (or has no usable HER-id) gets
 E21; one the registry knows cannot Consume the message's specification gets T10, naming the specification and
 what the receiver does support. A receiver the policy lets through unchecked gets the message, with the reason
 it was not checked.
@@ -16,7 +16,7 @@ from datetime import datetime
 from edi.core.errors import Code
 from edi.core.kinds import MessageKind
 from edi.core.problems import Problem, problem
-from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
+from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.view import CapabilityPolicy, Outcome, RegistryView
 
 
@@ -50,7 +50,7 @@ def route(
         except InvalidHerIdError as exc:
             refused.append(Refused(receiver, _unknown(receiver, str(exc))))
             continue
-        verdict = view.check_receiver(her_id, spec, at, policy, kind.name)
+        verdict = view.check_with_policy(her_id, spec, Direction.CONSUME, at, policy, kind.description)
         if verdict.allowed:
             allowed.append(Receiving(receiver, verdict.outcome if verdict.unchecked else None))
         elif verdict.outcome is Outcome.UNKNOWN_PARTY:

@@ -65,6 +65,7 @@ _STATUS_ROWS = sa.select(t.receiver_status).where(sa.tuple_(
     t.receiver_status.c.message_id, t.receiver_status.c.receiver_her_id).in_(sa.bindparam("keys", expanding=True)))
 _SENDERS = sa.select(t.messages.c.message_id, t.messages.c.sender_her_id).where(
     t.messages.c.message_id.in_(sa.bindparam("message_ids", expanding=True)))
+COVERAGE_LIMIT = 1000  # (receiver, kind) pairs in one coverage report, the most frequent first
 # A receiver's fetch is noted at most this often per HER-id and store, so that polling costs no write per poll.
 FETCH_RESOLUTION_S = 5.0
 
@@ -799,23 +800,22 @@ class BackboneStore:
             for receiver in sorted({*waiting, *fetched}, key=lambda h: (len(h), h))
         ]
 
-    async def coverage(self, since: datetime | None = None) -> list[CoverageEntry]:
-        """The (receiver, kind) pairs delivered without a capability check, with why, how often and when last."""
+    async def coverage(self, since: datetime | None = None, limit: int = COVERAGE_LIMIT) -> list[CoverageEntry]:
+        """The (receiver, kind) pairs delivered without a capability check, with why, how often and when last:
+        the `limit` most frequent."""
         b = t.mailbox.c
+        count = sa.func.count().label("count")
         query = sa.select(
-            b.receiver_her_id, b.kind, b.unchecked_reason, sa.func.count().label("count"),
-            sa.func.max(b.delivered_at).label("last_at"),
-        ).where(b.unchecked_reason.is_not(None)).group_by(b.receiver_her_id, b.kind, b.unchecked_reason)
+            b.receiver_her_id, b.kind, b.unchecked_reason, count, sa.func.max(b.delivered_at).label("last_at"),
+        ).where(b.unchecked_reason.is_not(None)).group_by(b.receiver_her_id, b.kind, b.unchecked_reason).order_by(
+            count.desc(), b.receiver_her_id, b.kind).limit(limit)
         if since is not None:
             query = query.where(b.delivered_at >= since)
         async with self.engine.connect() as connection:
             rows = list(await connection.execute(query))
-        return sorted(
-            (CoverageEntry(receiver_her_id=row.receiver_her_id, kind=row.kind or UNKNOWN_KIND,
-                           reason=row.unchecked_reason, count=row.count, last_delivered_at=row.last_at)
-             for row in rows),
-            key=lambda e: (-e.count, len(e.receiver_her_id), e.receiver_her_id, e.kind),
-        )
+        return [CoverageEntry(receiver_her_id=row.receiver_her_id, kind=row.kind or UNKNOWN_KIND,
+                              reason=row.unchecked_reason, count=row.count, last_delivered_at=row.last_at)
+                for row in rows]
 
 
 _ENTRY_COLUMNS = (

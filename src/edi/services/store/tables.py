@@ -51,7 +51,8 @@ mailbox = sa.Table(
     sa.Column("unchecked_reason", sa.String(32)),
     sa.UniqueConstraint("sender_her_id", "msg_id", "receiver_her_id", name="mailbox_sender_msg_id_receiver"),
     sa.Index("mailbox_unread", "receiver_her_id", "read_at", "gen_date"),
-    sa.Index("mailbox_unchecked", "unchecked_reason", "delivered_at"),
+    sa.Index("mailbox_unchecked", "delivered_at", postgresql_where=sa.text("unchecked_reason IS NOT NULL"),
+             sqlite_where=sa.text("unchecked_reason IS NOT NULL")),
 )
 
 # Per message and receiver: transport state and the receiver's AppRec, as the status service last saw them.

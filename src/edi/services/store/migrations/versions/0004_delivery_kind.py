@@ -19,7 +19,10 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("mailbox", sa.Column("kind", sa.Text))
     op.add_column("mailbox", sa.Column("unchecked_reason", sa.String(32)))
-    op.create_index("mailbox_unchecked", "mailbox", ["unchecked_reason", "delivered_at"])
+    # Partial: the coverage report reads only the unchecked rows, and the others need no index entry.
+    unchecked = sa.text("unchecked_reason IS NOT NULL")
+    op.create_index("mailbox_unchecked", "mailbox", ["delivered_at"], postgresql_where=unchecked,
+                    sqlite_where=unchecked)
 
 
 def downgrade() -> None:
