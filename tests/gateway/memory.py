@@ -20,6 +20,7 @@ from edi.core.apprec import AppRecError, AppRecNotAllowed, AppRecStatus, build_a
 from edi.core.header import RoutingHeader
 from edi.core.rules import parse_kith_datetime
 from edi.core.validation import Validator
+from edi.events import TransportState
 from edi.services.messaging import (
     AppRecErrorInfo,
     AppRecInfo,
@@ -30,7 +31,6 @@ from edi.services.messaging import (
     RefusalKind,
     Refused,
     Submitted,
-    TransportState,
 )
 
 

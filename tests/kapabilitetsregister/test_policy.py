@@ -15,7 +15,7 @@ import pytest
 from edi.core.kinds import MessageKind
 from edi.kapabilitetsregister.model import Capability, Direction, OverrideEffect
 from edi.kapabilitetsregister.settings import CapabilityPolicySettings
-from edi.kapabilitetsregister.view import CapabilityPolicy, Outcome, RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, CheckOutcome, RegistryView
 from edi.services.router.routing import route
 from tests.kapabilitetsregister.test_view import CATALOGUE, NOW, capability, override, party
 
@@ -118,7 +118,7 @@ def test_a_refusal_names_what_the_receiver_supports() -> None:
 def test_an_unchecked_delivery_says_why() -> None:
     verdict = build_view().check_with_policy(GP_DIALOG_10, None, Direction.CONSUME, NOW, REGISTERED, EKONTAKT.name)
     assert verdict.allowed and verdict.unchecked
-    assert verdict.outcome is Outcome.UNCHECKED_NOT_GOVERNED
+    assert verdict.outcome is CheckOutcome.UNCHECKED_NOT_GOVERNED
     assert verdict.reason == "delivered without a capability check: kind not governed by the registry"
 
 
@@ -150,12 +150,12 @@ def test_an_organisations_override_applies_to_its_services() -> None:
 
 
 @pytest.mark.parametrize(("policy", "expected"), [
-    (REGISTERED, Outcome.UNCHECKED_NO_CAPABILITIES), (STRICT, Outcome.NO_CAPABILITY),
-    (ADDRESS_ONLY, Outcome.UNCHECKED_BY_POLICY),
+    (REGISTERED, CheckOutcome.UNCHECKED_NO_CAPABILITIES), (STRICT, CheckOutcome.NO_CAPABILITY),
+    (ADDRESS_ONLY, CheckOutcome.UNCHECKED_BY_POLICY),
 ])
-def test_the_sender_check_follows_the_same_policy(policy: CapabilityPolicy, expected: Outcome) -> None:
+def test_the_sender_check_follows_the_same_policy(policy: CapabilityPolicy, expected: CheckOutcome) -> None:
     """EDI_REGISTRY_CHECK_SENDER_PRODUCE: a sender that has registered nothing it sends."""
     result = build_view().check_delivery(GP_DIALOG_10, DIALOG_11, NOW, sender=NOTHING, policy=policy)
     assert result.sender is not None and result.sender.outcome is expected
-    if expected is Outcome.UNCHECKED_NO_CAPABILITIES:
+    if expected is CheckOutcome.UNCHECKED_NO_CAPABILITIES:
         assert result.sender.reason == "sent without a capability check: sender has registered no capabilities"

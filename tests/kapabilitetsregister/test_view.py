@@ -14,7 +14,7 @@ from edi.kapabilitetsregister.model import (
     PartyKind,
 )
 from edi.kapabilitetsregister.specifications import default_catalogue
-from edi.kapabilitetsregister.view import Outcome, RegistryView
+from edi.kapabilitetsregister.view import CheckOutcome, RegistryView
 
 NOW = datetime(2026, 5, 1, 12, tzinfo=UTC)
 CATALOGUE = default_catalogue()
@@ -37,7 +37,7 @@ def override(her_id: int, spec_id: int, effect: OverrideEffect) -> Override:
                     set_at=NOW)
 
 
-def outcome(view: RegistryView, her_id: int, spec_id: int, at: datetime = NOW) -> Outcome:
+def outcome(view: RegistryView, her_id: int, spec_id: int, at: datetime = NOW) -> CheckOutcome:
     spec = CATALOGUE.get(spec_id)
     assert spec is not None
     return view.check(her_id, spec, Direction.CONSUME, at).outcome
@@ -47,10 +47,10 @@ def test_a_service_inherits_until_it_has_entries_of_its_own() -> None:
     view = RegistryView(CATALOGUE)
     for entity in (party(1), party(2, parent=1), capability(1, EPIKRISE.id)):
         view.put(entity)
-    assert outcome(view, 2, EPIKRISE.id) is Outcome.ALLOWED
+    assert outcome(view, 2, EPIKRISE.id) is CheckOutcome.ALLOWED
     view.put(capability(2, APPREC_11.id))
-    assert outcome(view, 2, EPIKRISE.id) is Outcome.NO_CAPABILITY
-    assert outcome(view, 2, APPREC_11.id) is Outcome.ALLOWED
+    assert outcome(view, 2, EPIKRISE.id) is CheckOutcome.NO_CAPABILITY
+    assert outcome(view, 2, APPREC_11.id) is CheckOutcome.ALLOWED
 
 
 def test_overrides_win_and_the_service_own_override_beats_its_organisations() -> None:
@@ -58,10 +58,10 @@ def test_overrides_win_and_the_service_own_override_beats_its_organisations() ->
     for entity in (party(1), party(2, parent=1), capability(1, EPIKRISE.id),
                    override(1, EPIKRISE.id, OverrideEffect.DENY)):
         view.put(entity)
-    assert outcome(view, 1, EPIKRISE.id) is Outcome.DENIED_BY_OVERRIDE
-    assert outcome(view, 2, EPIKRISE.id) is Outcome.DENIED_BY_OVERRIDE
+    assert outcome(view, 1, EPIKRISE.id) is CheckOutcome.DENIED_BY_OVERRIDE
+    assert outcome(view, 2, EPIKRISE.id) is CheckOutcome.DENIED_BY_OVERRIDE
     view.put(override(2, EPIKRISE.id, OverrideEffect.ALLOW))
-    assert outcome(view, 2, EPIKRISE.id) is Outcome.ALLOWED
+    assert outcome(view, 2, EPIKRISE.id) is CheckOutcome.ALLOWED
 
 
 def test_validity_includes_the_start_and_excludes_the_end() -> None:
@@ -69,8 +69,8 @@ def test_validity_includes_the_start_and_excludes_the_end() -> None:
     view = RegistryView(CATALOGUE)
     view.put(party(1))
     view.put(capability(1, EPIKRISE.id, valid_from=start, valid_to=end))
-    assert outcome(view, 1, EPIKRISE.id, start) is Outcome.ALLOWED
-    assert outcome(view, 1, EPIKRISE.id, end) is Outcome.OUTSIDE_VALIDITY
+    assert outcome(view, 1, EPIKRISE.id, start) is CheckOutcome.ALLOWED
+    assert outcome(view, 1, EPIKRISE.id, end) is CheckOutcome.OUTSIDE_VALIDITY
 
 
 def test_a_redelivered_or_stale_record_is_ignored() -> None:
@@ -81,7 +81,7 @@ def test_a_redelivered_or_stale_record_is_ignored() -> None:
     assert view.apply(revoked)
     assert not view.apply(granted)  # older than what the view holds for this key: no resurrection
     assert not view.apply(revoked)
-    assert outcome(view, 1, EPIKRISE.id) is Outcome.NO_CAPABILITY
+    assert outcome(view, 1, EPIKRISE.id) is CheckOutcome.NO_CAPABILITY
     assert view.last_seq == 6
 
 

@@ -13,8 +13,7 @@ from alembic import command
 from alembic.config import Config
 
 from edi.adapters.sql import make_engine
-from edi.events import ErrorDetail, Rejection, StatusChange
-from edi.events import TransportState as EventState
+from edi.events import ErrorDetail, Rejection, StatusChange, TransportState
 from edi.services.messaging import NotificationKind
 from edi.services.operations.models import DeadLetterState, MessageStatus
 from edi.services.store import AcceptedRecord, BackboneStore, StoredDelivery
@@ -77,7 +76,7 @@ async def test_messages_are_found_by_msgid_her_id_and_status(store: BackboneStor
     await store.record_refusal(rejection)
     await store.record_refusal(rejection)  # told twice, noted once
     await store.apply_status(StatusChange(message_id=unread.message_id, receiver_her_id="4",
-                                          transport_state=EventState.REJECTED, at=NOW))
+                                          transport_state=TransportState.REJECTED, at=NOW))
 
     assert await store.find_messages(msg_id="bad") == [refused_at_ingress]
     assert set(await store.find_messages(her_id="1")) == {read.message_id, unread.message_id, refused_at_ingress}

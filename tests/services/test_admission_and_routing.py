@@ -9,7 +9,7 @@ from edi.core.validation import ValidationReport
 from edi.kapabilitetsregister.import_export import parse_import
 from edi.kapabilitetsregister.model import Capability, Party
 from edi.kapabilitetsregister.specifications import default_catalogue, read_routing_header
-from edi.kapabilitetsregister.view import CapabilityPolicy, Outcome, RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, CheckOutcome, RegistryView
 from edi.services.messaging import RefusalKind
 from edi.services.router.routing import Receiving, route
 from edi.services.validator.admission import Admitted, Refusal, admit, content_message_id
@@ -94,7 +94,7 @@ def test_receivers_that_can_consume_the_specification_get_it_the_others_e21_or_t
     )
     routing = route(view, MessageKind.of(header), ["1", "2", "3", "4", "369.767", "5"], NOW,
                     CapabilityPolicy.REGISTERED)
-    assert routing.receivers == (Receiving("1", None), Receiving("5", Outcome.UNCHECKED_NO_CAPABILITIES))
+    assert routing.receivers == (Receiving("1", None), Receiving("5", CheckOutcome.UNCHECKED_NO_CAPABILITIES))
     refused = {r.receiver_her_id: r.problem for r in routing.refused}
     assert {her_id: p.apprec_code.value for her_id, p in refused.items()} == {
         "2": "T10", "3": "T10", "4": "E21", "369.767": "E21"}
@@ -110,7 +110,7 @@ def test_a_message_that_is_none_of_the_registrys_specifications_is_delivered_unc
     kind = MessageKind.of(header)
     assert kind.name == "unknown"
     registered = route(view, kind, ["1", "2"], NOW, CapabilityPolicy.REGISTERED)
-    assert registered.receivers == (Receiving("1", Outcome.UNCHECKED_NOT_GOVERNED),)
+    assert registered.receivers == (Receiving("1", CheckOutcome.UNCHECKED_NOT_GOVERNED),)
     assert [r.problem.apprec_code.value for r in registered.refused] == ["E21"]
     strict = route(view, kind, ["1"], NOW, CapabilityPolicy.STRICT)
     assert strict.receivers == ()

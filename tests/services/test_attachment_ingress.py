@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from edi.events import TransportState
 from edi.schemas.topics import INBOUND
 from edi.services.backbone import Backbone
-from edi.services.messaging import TransportState
 from edi.services.validator.admission import content_message_id
 from tests.services.attachments import (
     BASE_URL,

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from edi.core.apprec import AppRecError, AppRecStatus
+from edi.events import TransportState
 from edi.kapabilitetsregister.model import Direction
 from edi.kapabilitetsregister.specifications import default_catalogue
-from edi.services.messaging import NotificationKind, RefusalKind, Refused, TransportState
+from edi.services.messaging import NotificationKind, RefusalKind, Refused
 from edi.services.receipts.service import receipt_id
 from edi.services.store import BackboneSettings
 from edi.settings import ValidationSettings

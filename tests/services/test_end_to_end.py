@@ -33,7 +33,7 @@ from edi.core.kinds import MessageKind
 from edi.events import Rejection, default_codec
 from edi.kapabilitetsregister.model import InvalidHerIdError, parse_her_id
 from edi.kapabilitetsregister.specifications import default_catalogue
-from edi.kapabilitetsregister.view import Outcome
+from edi.kapabilitetsregister.view import CheckOutcome
 from edi.observability import metrics
 from edi.schemas.topics import INBOUND, REJECTED
 from edi.services.receipts.service import receipt_id
@@ -133,7 +133,7 @@ def expectations(samples: list[tuple[str, bytes]], *, strict: bool) -> tuple[Exp
                 assert header.sender_her_id is not None
                 expected.receipts.add((sample.message_id, header.sender_her_id))
             continue
-        unchecked = None if governed else Outcome.UNCHECKED_NOT_GOVERNED.value
+        unchecked = None if governed else CheckOutcome.UNCHECKED_NOT_GOVERNED.value
         for receiver in header.receiver_her_ids:
             expected.deliveries[(sample.message_id, receiver)] = (kind.name, unchecked)
         schema = "valid" if verdict.all_parts_have_schema else "no schema for some part"

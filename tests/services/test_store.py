@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from edi.core.apprec import AppRecStatus
-from edi.events import AppRecErrorDetail, StatusChange
-from edi.events import TransportState as EventState
-from edi.services.messaging import NotificationKind, TransportState
+from edi.events import AppRecErrorDetail, StatusChange, TransportState
+from edi.services.messaging import NotificationKind
 from edi.services.store import AcceptedRecord, BackboneStore, ClaimOutcome, StoredDelivery
 
 NOW = datetime.now(UTC)
@@ -26,7 +25,9 @@ def delivery(message_id: uuid.UUID, receiver: str = "2", msg_id: str = "m", gen_
     return StoredDelivery(message_id, receiver, "1", msg_id, "DIALOG_NOTAT", False, gen_date, NOW, NOW, b"<doc/>")
 
 
-def change(message_id: uuid.UUID, state: EventState, receiver: str = "2", apprec: str | None = None) -> StatusChange:
+def change(
+    message_id: uuid.UUID, state: TransportState, receiver: str = "2", apprec: str | None = None,
+) -> StatusChange:
     errors = [AppRecErrorDetail(code="E31", description="feil fnr")] if apprec == "3" else []
     return StatusChange(message_id=message_id, receiver_her_id=receiver, transport_state=state, apprec_status=apprec,
                         apprec_errors=errors, at=NOW)
@@ -74,9 +75,9 @@ async def test_a_receivers_state_leaves_unconfirmed_once_and_the_sender_hears_of
     await store.claim(claimed)
     message_id = claimed.message_id
     # Acknowledged overtakes Unconfirmed (published by the mailbox after the read mark): it stays Acknowledged.
-    await store.apply_status(change(message_id, EventState.ACKNOWLEDGED))
-    await store.apply_status(change(message_id, EventState.UNCONFIRMED))
-    await store.apply_status(change(message_id, EventState.UNCONFIRMED, apprec="3"))
+    await store.apply_status(change(message_id, TransportState.ACKNOWLEDGED))
+    await store.apply_status(change(message_id, TransportState.UNCONFIRMED))
+    await store.apply_status(change(message_id, TransportState.UNCONFIRMED, apprec="3"))
     [status] = await store.status(message_id)
     assert (status.transport_state, status.apprec_status) == (TransportState.ACKNOWLEDGED,
                                                              AppRecStatus.OK_FEIL_I_DELMELDING)
@@ -84,7 +85,7 @@ async def test_a_receivers_state_leaves_unconfirmed_once_and_the_sender_hears_of
     assert [(e.code, e.details) for e in info.errors] == [("E31", "feil fnr")]
     kinds = [n.kind for n in await store.notifications(["1"])]
     assert kinds == [NotificationKind.MESSAGE_SENT_STATE_UPDATED, NotificationKind.MESSAGE_APPREC_INFO_UPDATED]
-    await asyncio.gather(*(store.apply_status(change(message_id, EventState.REJECTED, receiver="4"))
+    await asyncio.gather(*(store.apply_status(change(message_id, TransportState.REJECTED, receiver="4"))
                            for _ in range(5)))
     assert [n.counterpart_her_id for n in await store.notifications(["1"])][2:] == ["4"]
 

@@ -14,10 +14,11 @@ from rich.markup import escape
 
 from edi.cli.schemas import SchemaDirs, validator_or_exit
 from edi.core.validation import Validator
+from edi.events import TransportState
 from edi.kapabilitetsregister.view import unchecked_text
 from edi.observability.logging import configure_logging
 from edi.services.backbone import Backbone, MessagingSettings
-from edi.services.messaging import Refused, TransportState
+from edi.services.messaging import Refused
 
 EXIT_ACCEPTED, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 POLL_S = 0.2

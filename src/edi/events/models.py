@@ -14,6 +14,8 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator
 
+from edi.core.problems import Problem
+
 
 class _AvroModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -133,6 +135,11 @@ class ErrorDetail(_AvroModel):
     line: int | None = None
     path: str | None = None
 
+    @classmethod
+    def of(cls, problem: Problem) -> ErrorDetail:
+        return cls(code=problem.code, apprec_code=problem.apprec_code.value, message=problem.message,
+                   message_nb=problem.message_nb, line=problem.line, path=problem.path)
+
 
 class Rejection(Event):
     schema_name: ClassVar[str] = "edi.events.Rejection"
@@ -152,6 +159,9 @@ class Rejection(Event):
 
 
 class TransportState(StrEnum):
+    """Per receiver: the message waits (Unconfirmed), was read (Acknowledged), was refused for this receiver
+    (Rejected), or expired unread (Abandoned)."""
+
     UNCONFIRMED = "Unconfirmed"
     ACKNOWLEDGED = "Acknowledged"
     REJECTED = "Rejected"

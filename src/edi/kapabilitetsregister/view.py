@@ -32,7 +32,7 @@ class CapabilityPolicy(StrEnum):
     ADDRESS_ONLY = "address-only"  # only that the receiver is a registered, active party
 
 
-class Outcome(StrEnum):
+class CheckOutcome(StrEnum):
     ALLOWED = "allowed"
     # Delivered without a capability check, and why (see UNCHECKED_REASONS).
     UNCHECKED_NOT_GOVERNED = "unchecked_not_governed"
@@ -48,19 +48,19 @@ class Outcome(StrEnum):
 
 
 # Why a receiver got a message unchecked: the fixed set of reasons the metrics and the coverage report use.
-UNCHECKED_REASONS: dict[Outcome, str] = {
-    Outcome.UNCHECKED_NOT_GOVERNED: "kind not governed by the registry",
-    Outcome.UNCHECKED_NO_CAPABILITIES: "receiver has registered no capabilities",
-    Outcome.UNCHECKED_BY_POLICY: "capability check off (policy address-only)",
+UNCHECKED_REASONS: dict[CheckOutcome, str] = {
+    CheckOutcome.UNCHECKED_NOT_GOVERNED: "kind not governed by the registry",
+    CheckOutcome.UNCHECKED_NO_CAPABILITIES: "receiver has registered no capabilities",
+    CheckOutcome.UNCHECKED_BY_POLICY: "capability check off (policy address-only)",
 }
-_DELIVERABLE = frozenset({Outcome.ALLOWED, *UNCHECKED_REASONS})
+_DELIVERABLE = frozenset({CheckOutcome.ALLOWED, *UNCHECKED_REASONS})
 
 
 class Verdict(NamedTuple):
     """The answer for one party: allowed or not, and a reason the sender can act on. (A tuple: the cheapest
     immutable object to make, and one is made per check on the hot path.)"""
 
-    outcome: Outcome
+    outcome: CheckOutcome
     her_id: int
     direction: Direction
     specification_id: int | None
@@ -212,13 +212,13 @@ class RegistryView:
         if spec is not None and self._override(party, spec.id, at) is not None:
             return self.check(her_id, spec, direction, at)  # the override decides, under every policy
         if policy is CapabilityPolicy.ADDRESS_ONLY:
-            return _unchecked(Outcome.UNCHECKED_BY_POLICY, her_id, spec, direction)
+            return _unchecked(CheckOutcome.UNCHECKED_BY_POLICY, her_id, spec, direction)
         if spec is None:
             if policy is CapabilityPolicy.STRICT:
                 return unrecognised(her_id, kind_name)
-            return _unchecked(Outcome.UNCHECKED_NOT_GOVERNED, her_id, spec, direction)
+            return _unchecked(CheckOutcome.UNCHECKED_NOT_GOVERNED, her_id, spec, direction)
         if policy is CapabilityPolicy.REGISTERED and not self._registers_any(party, direction, at):
-            return _unchecked(Outcome.UNCHECKED_NO_CAPABILITIES, her_id, spec, direction)
+            return _unchecked(CheckOutcome.UNCHECKED_NO_CAPABILITIES, her_id, spec, direction)
         return self.check(her_id, spec, direction, at)
 
     def _registers_any(self, party: Party, direction: Direction, at: datetime) -> bool:
@@ -235,9 +235,9 @@ class RegistryView:
         override = self._override(party, spec.id, at)
         if override is not None:
             if override.effect is OverrideEffect.ALLOW:
-                return Verdict(Outcome.ALLOWED, her_id, direction, spec.id,
+                return Verdict(CheckOutcome.ALLOWED, her_id, direction, spec.id,
                                f"allowed by an operator override: {override.reason}")
-            return Verdict(Outcome.DENIED_BY_OVERRIDE, her_id, direction, spec.id,
+            return Verdict(CheckOutcome.DENIED_BY_OVERRIDE, her_id, direction, spec.id,
                            f"{_label(party)} may not {_VERB[direction]} {spec.display_name}: operator override: "
                            f"{override.reason}")
         index, inherited_from = self._effective(party, direction)
@@ -249,7 +249,7 @@ class RegistryView:
                     key, f"{spec.capability(direction)} (registered)")
             else:
                 reason = f"{spec.capability(direction)} (inherited from organisation {inherited_from})"
-            return Verdict(Outcome.ALLOWED, her_id, direction, spec.id, reason)
+            return Verdict(CheckOutcome.ALLOWED, her_id, direction, spec.id, reason)
         return self._refusal(party, spec, direction, at, index, capability)
 
     @staticmethod
@@ -259,11 +259,11 @@ class RegistryView:
         """Why a party that is unknown, inactive or outside its registered period can take nothing."""
         spec_id = None if spec is None else spec.id
         if party is None:
-            return Verdict(Outcome.UNKNOWN_PARTY, her_id, direction, spec_id,
+            return Verdict(CheckOutcome.UNKNOWN_PARTY, her_id, direction, spec_id,
                            f"HER-id {her_id} is not a registered communication party")
         if not party.active:
-            return Verdict(Outcome.INACTIVE, her_id, direction, spec_id, f"{_label(party)} is not active")
-        return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec_id,
+            return Verdict(CheckOutcome.INACTIVE, her_id, direction, spec_id, f"{_label(party)} is not active")
+        return Verdict(CheckOutcome.OUTSIDE_VALIDITY, her_id, direction, spec_id,
                        f"{_label(party)} is registered only {party.period}")
 
     def _refusal(
@@ -272,14 +272,14 @@ class RegistryView:
     ) -> Verdict:
         her_id, verb = party.her_id, _VERB[direction]
         if capability is not None:
-            return Verdict(Outcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
+            return Verdict(CheckOutcome.OUTSIDE_VALIDITY, her_id, direction, spec.id,
                            f"{_label(party)} can {verb} {spec.display_name} only {capability.period}")
         others = [
             other.display_name for other in self.catalogue.other_versions(spec)
             if (held := index.get((other.id, direction))) is not None and held.valid_at(at)
         ]
         if others:
-            return Verdict(Outcome.OTHER_VERSIONS_ONLY, her_id, direction, spec.id,
+            return Verdict(CheckOutcome.OTHER_VERSIONS_ONLY, her_id, direction, spec.id,
                            f"{_label(party)} cannot {verb} {spec.display_name}; of {spec.standard} it supports "
                            f"only: {'; '.join(others)}")
         reason = (f"{_label(party)} has no {direction.value} capability for {spec.display_name} "
@@ -290,7 +290,7 @@ class RegistryView:
                 if c.direction is direction and c.valid_at(at) and (known := self.catalogue.get(c.specification_id))
             ]
             reason += f"; it can receive: {', '.join(supported) if supported else 'nothing registered'}"
-        return Verdict(Outcome.NO_CAPABILITY, her_id, direction, spec.id, reason)
+        return Verdict(CheckOutcome.NO_CAPABILITY, her_id, direction, spec.id, reason)
 
     def _effective(self, party: Party, direction: Direction) -> tuple[_CapabilityIndex, int | None]:
         """The entries that answer for a party in one direction: its own, or, when it has none in that direction,
@@ -320,12 +320,12 @@ class RegistryView:
 
 def unrecognised(her_id: int, description: str) -> Verdict:
     """The verdict for a message that is none of the registry's specifications."""
-    return Verdict(Outcome.UNRECOGNISED_MESSAGE, her_id, Direction.CONSUME, None,
+    return Verdict(CheckOutcome.UNRECOGNISED_MESSAGE, her_id, Direction.CONSUME, None,
                    f"the message ({description}) is none of the registry's message specifications, so no "
                    "receiver can be found able to take it")
 
 
-def _unchecked(outcome: Outcome, her_id: int, spec: Specification | None, direction: Direction) -> Verdict:
+def _unchecked(outcome: CheckOutcome, her_id: int, spec: Specification | None, direction: Direction) -> Verdict:
     reason = UNCHECKED_REASONS[outcome]
     if direction is Direction.PRODUCE:
         reason = reason.replace("receiver", "sender")
@@ -337,7 +337,7 @@ def _unchecked(outcome: Outcome, her_id: int, spec: Specification | None, direct
 def unchecked_text(reason: str) -> str:
     """The words for a recorded unchecked reason (an UNCHECKED_* outcome's value, as the events carry it)."""
     try:
-        return UNCHECKED_REASONS[Outcome(reason)]
+        return UNCHECKED_REASONS[CheckOutcome(reason)]
     except (ValueError, KeyError):
         return reason
 

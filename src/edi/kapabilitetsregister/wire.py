@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from edi.kapabilitetsregister.model import Direction, OptionalMoment, OverrideEffect
-from edi.kapabilitetsregister.view import CheckResult, Outcome, Verdict
+from edi.kapabilitetsregister.view import CheckOutcome, CheckResult, Verdict
 
 
 class _Wire(BaseModel):
@@ -17,7 +17,7 @@ class _Wire(BaseModel):
 
 class VerdictOut(_Wire):
     allowed: bool
-    outcome: Outcome
+    outcome: CheckOutcome
     her_id: int
     direction: Direction
     specification_id: int | None

@@ -21,16 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from edi.core.apprec import AppRecError, AppRecStatus
 from edi.core.problems import Problem
-
-
-class TransportState(StrEnum):
-    """Per receiver: the message waits (Unconfirmed), was read (Acknowledged), was refused for this receiver
-    (Rejected), or expired unread (Abandoned)."""
-
-    UNCONFIRMED = "Unconfirmed"
-    ACKNOWLEDGED = "Acknowledged"
-    REJECTED = "Rejected"
-    ABANDONED = "Abandoned"
+from edi.events.models import TransportState
 
 
 class RefusalKind(StrEnum):

@@ -27,6 +27,7 @@ from edi.client.models import (
 from edi.core import apprec
 from edi.core.errors import APPREC_CODE_TEXT
 from edi.core.problems import Problem
+from edi.events import TransportState
 from edi.services.gateway.access import Caller
 from edi.services.gateway.errors import (
     ERROR_RESPONSES,
@@ -37,7 +38,7 @@ from edi.services.gateway.errors import (
     not_authorised_for_message,
     not_found,
 )
-from edi.services.messaging import DocumentUnavailable, MailboxEntry, Messaging, RefusalKind, Refused, TransportState
+from edi.services.messaging import DocumentUnavailable, MailboxEntry, Messaging, RefusalKind, Refused
 
 API_VERSIONS = frozenset({"2", "2.0"})
 # The contract's document must declare UTF-8 in its first line: `<?xml version="1.0" encoding="UTF-8"?>`.

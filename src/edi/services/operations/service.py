@@ -19,11 +19,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 from edi.adapters.bus import Bus, BusError
-from edi.events import default_codec
+from edi.events import TransportState, default_codec
 from edi.events.headers import DLQ_PREFIX, REDRIVEN_FROM
 from edi.kapabilitetsregister.view import unchecked_text
 from edi.schemas.topics import CONSUMING_SERVICES
-from edi.services.messaging import TransportState
 from edi.services.operations.dead_letters import READ_TIMEOUT_S, StoredLetter, read_dead_letters
 from edi.services.operations.models import (
     AuditEntry,

@@ -17,11 +17,11 @@ from edi.core.errors import Code
 from edi.core.kinds import MessageKind
 from edi.core.problems import Problem, problem
 from edi.kapabilitetsregister.model import Direction, InvalidHerIdError, parse_her_id
-from edi.kapabilitetsregister.view import CapabilityPolicy, Outcome, RegistryView
+from edi.kapabilitetsregister.view import CapabilityPolicy, CheckOutcome, RegistryView
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
+class RefusedReceiver:
     receiver_her_id: str
     problem: Problem
 
@@ -29,13 +29,13 @@ class Refused:
 @dataclass(frozen=True, slots=True)
 class Receiving:
     receiver_her_id: str
-    unchecked: Outcome | None  # why the capability check was not made (an UNCHECKED_* outcome); None: it was
+    unchecked: CheckOutcome | None  # why the capability check was not made (an UNCHECKED_* outcome); None: it was
 
 
 @dataclass(frozen=True, slots=True)
 class Routing:
     receivers: tuple[Receiving, ...]  # those that get the message, in the message's order
-    refused: tuple[Refused, ...]
+    refused: tuple[RefusedReceiver, ...]
 
 
 def route(
@@ -43,20 +43,20 @@ def route(
 ) -> Routing:
     spec = view.catalogue.recognise(kind)
     allowed: list[Receiving] = []
-    refused: list[Refused] = []
+    refused: list[RefusedReceiver] = []
     for receiver in receivers:
         try:
             her_id = parse_her_id(receiver)
         except InvalidHerIdError as exc:
-            refused.append(Refused(receiver, _unknown(receiver, str(exc))))
+            refused.append(RefusedReceiver(receiver, _unknown(receiver, str(exc))))
             continue
         verdict = view.check_with_policy(her_id, spec, Direction.CONSUME, at, policy, kind.description)
         if verdict.allowed:
             allowed.append(Receiving(receiver, verdict.outcome if verdict.unchecked else None))
-        elif verdict.outcome is Outcome.UNKNOWN_PARTY:
-            refused.append(Refused(receiver, _unknown(receiver, verdict.reason)))
+        elif verdict.outcome is CheckOutcome.UNKNOWN_PARTY:
+            refused.append(RefusedReceiver(receiver, _unknown(receiver, verdict.reason)))
         else:
-            refused.append(Refused(receiver, _cannot_consume(receiver, verdict.reason)))
+            refused.append(RefusedReceiver(receiver, _cannot_consume(receiver, verdict.reason)))
     return Routing(tuple(allowed), tuple(refused))
 
 

@@ -26,7 +26,7 @@ from edi.observability import metrics
 from edi.schemas.topics import ACCEPTED, DELIVERIES, REJECTED, STATUS
 from edi.services.objects.offload import Attachments, gets_inline
 from edi.services.registry_relay.feed import RegistryFeed
-from edi.services.router.routing import Refused, route
+from edi.services.router.routing import RefusedReceiver, route
 from edi.services.runtime import Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings
 from edi.services.validator.admission import is_apprec
@@ -76,7 +76,7 @@ def build(
         if too_large is not None:
             inline = [r for r in receivers if gets_inline(r.receiver_her_id, view)]
             receivers = [r for r in receivers if r not in inline]
-            refused += [Refused(r.receiver_her_id, too_large) for r in inline]
+            refused += [RefusedReceiver(r.receiver_her_id, too_large) for r in inline]
         kind_name = kind.name
         outputs = [
             Output(DELIVERIES, Delivery(
@@ -97,11 +97,7 @@ def build(
             metrics.refused("router", (r.problem.apprec_code.value for r in refused))
             outputs.append(Output(REJECTED, Rejection(
                 message_id=accepted.message_id, sender_her_id=accepted.sender_her_id or None, msg_id=accepted.msg_id,
-                errors=[
-                    ErrorDetail(code=r.problem.code, apprec_code=r.problem.apprec_code.value,
-                                message=r.problem.message, message_nb=r.problem.message_nb)
-                    for r in refused
-                ],
+                errors=[ErrorDetail.of(r.problem) for r in refused],
                 original_message_type=accepted.message_type,
                 original_is_apprec=apprec,
                 document=document, rejected_at=now,

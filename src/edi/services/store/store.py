@@ -27,7 +27,7 @@ from edi.adapters.bus import Bus
 from edi.adapters.sql import make_engine, migrate_to_head
 from edi.core.apprec import AppRecStatus
 from edi.core.kinds import UNKNOWN_KIND
-from edi.events import ErrorDetail, Rejection, StatusChange
+from edi.events import ErrorDetail, Rejection, StatusChange, TransportState
 from edi.schemas.topics import ALL_TOPICS
 from edi.services.messaging import (
     AppRecErrorInfo,
@@ -36,7 +36,6 @@ from edi.services.messaging import (
     Notification,
     NotificationKind,
     ReceiverStatus,
-    TransportState,
 )
 from edi.services.operations.models import (
     AuditEntry,
@@ -159,7 +158,7 @@ def next_status(current: StatusRow | None, change: StatusChange) -> StatusRow:
     """Apply a change: a receiver's transport state leaves Unconfirmed once (to Acknowledged, Rejected or
     Abandoned) and then stays, whatever order the changes come in; an AppRec's status and errors replace the
     previous ones."""
-    state = TransportState(change.transport_state.value)
+    state = change.transport_state
     if current is not None and current.transport_state is not TransportState.UNCONFIRMED:
         state = current.transport_state
     if change.apprec_status is None:
@@ -665,7 +664,7 @@ class BackboneStore:
                 message_id=accepted.message_id, sender_her_id=accepted.sender_her_id, msg_id=accepted.msg_id,
                 sha256=accepted.sha256, message_type=accepted.message_type, is_apprec=accepted.is_apprec,
                 accepted_at=accepted.accepted_at),
-            refusal=None if refusal is None else Refusal(
+            refusal=None if refusal is None else RecordedRefusal(
                 sender_her_id=refusal.sender_her_id, msg_id=refusal.msg_id,
                 errors=tuple(ErrorDetail.model_validate(e) for e in refusal.errors), rejected_at=refusal.rejected_at),
             receipt=None if receipt is None else (receipt.apprec_message_id, receipt.created_at),
@@ -891,7 +890,7 @@ class ReceiverStatusRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Refusal:
+class RecordedRefusal:
     sender_her_id: str | None
     msg_id: str | None
     errors: tuple[ErrorDetail, ...]
@@ -902,7 +901,7 @@ class Refusal:
 class MessageFacts:
     message_id: UUID
     accepted: AcceptedRecord | None
-    refusal: Refusal | None
+    refusal: RecordedRefusal | None
     receipt: tuple[UUID, datetime] | None  # the negative AppRec the backbone made, and when
     mailbox: tuple[MailboxRow, ...]  # the receivers' copies
     receipt_copies: tuple[MailboxRow, ...]  # the negative AppRec in the sender's mailbox

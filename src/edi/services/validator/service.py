@@ -60,11 +60,7 @@ async def validate(validator: Validator, document: bytes) -> ValidationReport:
 
 
 def error_details(refusal: Refusal) -> list[ErrorDetail]:
-    return [
-        ErrorDetail(code=p.code, apprec_code=p.apprec_code.value, message=p.message, message_nb=p.message_nb,
-                    line=p.line, path=p.path)
-        for p in refusal.problems
-    ]
+    return [ErrorDetail.of(p) for p in refusal.problems]
 
 
 def build(
