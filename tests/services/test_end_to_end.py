@@ -38,7 +38,7 @@ from edi.observability import metrics
 from edi.schemas.topics import INBOUND, REJECTED
 from edi.services.receipts.service import receipt_id
 from edi.services.store import tables as t
-from edi.services.validator.admission import content_message_id, is_apprec
+from edi.services.validator.admission import content_message_id
 from edi.settings import ValidationSettings
 from tests.services.conftest import party, running_backbone, seed_registry
 from tests.shared_samples import SAMPLES, SHARED, published_verdicts
@@ -78,7 +78,7 @@ def answerable(header: RoutingHeader | None) -> bool:
     """Whether the receipts service can answer a refused message: a sender to send to (numeric, so the registry
     knows it), a receiver to send from, and not an AppRec itself."""
     return (header is not None and numeric(header.sender_her_id) and header.receiver is not None
-            and header.receiver.her_id is not None and not is_apprec(header))
+            and header.receiver.her_id is not None and not header.is_apprec)
 
 
 def expectations(samples: list[tuple[str, bytes]], *, strict: bool) -> tuple[Expectation, list[dict[str, Any]]]:

@@ -31,7 +31,7 @@ from edi.services.router import service as router
 from edi.services.runtime import Message, Result
 from edi.services.store import AcceptedRecord, BackboneStore
 from edi.services.validator import service as validator
-from edi.services.validator.admission import Admitted, admit, is_apprec, sha256_of
+from edi.services.validator.admission import Admitted, admit, sha256_of
 from edi.settings import ValidationSettings
 from tests.bus.test_delivery_versions import DeliveryV2
 from tests.bus.test_events import AcceptedMessageV1
@@ -67,7 +67,7 @@ def test_the_facts_ingress_writes_are_what_parsing_gives_for_every_shared_sample
         kind = MessageKind(admission.header.business_namespace, facts.message_function, facts.service_description)
         assert catalogue.recognise(kind) == catalogue.recognise(MessageKind.of(parsed)), path
         assert kind.name == MessageKind.of(parsed).name, path
-        assert facts.is_apprec == is_apprec(parsed), path
+        assert facts.is_apprec == parsed.is_apprec, path
         answering += facts.apprec_answer is not None
     assert admitted > 100 and answering > 0, (admitted, answering)
 

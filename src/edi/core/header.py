@@ -144,6 +144,11 @@ class RoutingHeader(BaseModel):
         return list(dict.fromkeys(p.her_id for p in parties if p.her_id))
 
     @property
+    def is_apprec(self) -> bool:
+        """An application receipt: a standalone AppRec, or a document whose message function is APPREC."""
+        return self.standard == "AppRec" or (self.message_type is not None and self.message_type.code == "APPREC")
+
+    @property
     def business_namespace(self) -> str:
         """The namespace that says what the message is: the first XML document in MsgHead, or the document's own."""
         for doc in self.documents:

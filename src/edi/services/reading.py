@@ -16,7 +16,6 @@ from edi.core.parsing import parse_xml
 from edi.core.problems import DocumentRefused
 from edi.core.rules import parse_kith_datetime
 from edi.events import AppRecAnswer, AppRecErrorDetail, RoutingFacts
-from edi.services.validator.admission import is_apprec
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,7 @@ def routing_facts(header: RoutingHeader, apprec_errors: Sequence[AppRecErrorDeta
         status=answered[0], original_msg_id=answered[1], errors=list(apprec_errors))
     return RoutingFacts(
         message_function=kind.message_function, service_description=kind.service_description,
-        is_apprec=is_apprec(header),
+        is_apprec=header.is_apprec,
         gen_date=parse_kith_datetime(header.gen_date) if header.gen_date else None,
         apprec_answer=answer,
         # What the router's attachment handling acts on: inline attachments to offload, FileReferences to list.
@@ -51,7 +50,7 @@ def answers(header: RoutingHeader) -> bool:
 def _answered(header: RoutingHeader) -> tuple[str, str] | None:
     """An AppRec's status and the MsgId it answers, when it names both."""
     status = header.apprec_status.code if header.apprec_status else None
-    if is_apprec(header) and status and header.original_msg_id:
+    if header.is_apprec and status and header.original_msg_id:
         return status, header.original_msg_id
     return None
 

@@ -52,15 +52,16 @@ def build(store: BackboneStore, feed: RegistryFeed, bus: Bus) -> Service:
             return Poison("documents by claim check (BlobRef) are not stored yet")
         document = delivery.document
         if delivery.facts is not None:  # read by ingress, passed on by the router: no parse here
-            gen_date, answer = delivery.facts.gen_date, delivery.facts.apprec_answer
+            gen_date, answer, apprec = delivery.facts.gen_date, delivery.facts.apprec_answer, delivery.facts.is_apprec
         else:  # a record of an older router or ingress
             read = read_delivered(document)
             gen_date, answer = read.gen_date, read.answer
+            apprec = read.header.is_apprec if read.header else delivery.message_type == "APPREC"
         now = datetime.now(UTC)
         first = await store.deliver(StoredDelivery(
             message_id=delivery.message_id, receiver_her_id=delivery.receiver_her_id,
             sender_her_id=delivery.sender_her_id, msg_id=delivery.msg_id, message_type=delivery.message_type,
-            is_apprec=answer is not None or delivery.message_type == "APPREC", gen_date=gen_date,
+            is_apprec=apprec, gen_date=gen_date,
             received_at=delivery.received_at, delivered_at=now, document=document, kind=delivery.kind,
             unchecked_reason=delivery.unchecked_reason,
         ))

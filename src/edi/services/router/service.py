@@ -29,7 +29,6 @@ from edi.services.registry_relay.feed import RegistryFeed
 from edi.services.router.routing import RefusedReceiver, route
 from edi.services.runtime import Message, Output, Poison, Result, Service
 from edi.services.store import BackboneSettings
-from edi.services.validator.admission import is_apprec
 
 
 class RouterSettings(BackboneSettings, CapabilityPolicySettings):
@@ -67,7 +66,7 @@ def build(
             apprec = facts.is_apprec
         else:
             assert header is not None  # parsed above
-            kind, apprec = MessageKind.of(header), is_apprec(header)
+            kind, apprec = MessageKind.of(header), header.is_apprec
         view = await feed.wait_ready()
         now = datetime.now(UTC)
         routing = route(view, kind, accepted.receiver_her_ids, now, policy)

@@ -69,7 +69,7 @@ def admit(report: ValidationReport, *, require_schemas: bool) -> Admitted | Refu
         return Refusal(RefusalKind.NO_RECEIVERS, missing)
     return Admitted(
         header=header, sender_her_id=header.sender_her_id or "", msg_id=header.msg_id,
-        receiver_her_ids=tuple(header.receiver_her_ids), message_type=type_code(header), is_apprec=is_apprec(header),
+        receiver_her_ids=tuple(header.receiver_her_ids), message_type=type_code(header), is_apprec=header.is_apprec,
         warnings=tuple(report.warnings),
     )
 
@@ -78,10 +78,6 @@ def schemas_missing(report: ValidationReport) -> tuple[Problem, ...]:
     """As errors, the EDI-SCH-002 problems (each naming its part and standard) of the parts of a known standard
     whose schema is not installed; what EDI_REQUIRE_SCHEMAS refuses."""
     return tuple(_error(found) for part, found in report.unvalidated() if standard_for(part.namespace) is not None)
-
-
-def is_apprec(header: RoutingHeader) -> bool:
-    return header.standard == "AppRec" or (header.message_type is not None and header.message_type.code == "APPREC")
 
 
 def type_code(header: RoutingHeader) -> str:

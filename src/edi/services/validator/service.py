@@ -35,7 +35,6 @@ from edi.services.validator.admission import (
     admit,
     content_message_id,
     duplicate_msgid,
-    is_apprec,
     sha256_of,
     type_code,
 )
@@ -116,7 +115,7 @@ def _rejection(message: Message[bytes], reject: Reject) -> Rejection:
         msg_id=header.msg_id if header else None,
         errors=list(reject.errors),
         original_message_type=type_code(header) if header else None,
-        original_is_apprec=is_apprec(header) if header else False,
+        original_is_apprec=header.is_apprec if header else False,
         document=message.payload,
         rejected_at=datetime.now(UTC),
     )
