@@ -17,13 +17,13 @@ from typer.testing import CliRunner, Result
 
 from edi.cli.kapreg import app as kapreg
 from edi.cli.main import app as edi
-from edi.observability import metrics
 from edi.services.gateway.app import create_app
 from edi.services.gateway.notifications import describe
 from edi.services.gateway.settings import Environment, GatewaySettings
 from edi.services.operations.service import Operations
 from tests.services.conftest import APPRECS, eventually, party, running_backbone, seed_registry
 from tests.services.documents import DIALOG_SPEC, RECEIVER, SENDER, dialog
+from tests.services.test_end_to_end import unchecked_counts
 
 pytestmark = pytest.mark.parametrize("bus_kind", ["embedded"])
 NO_CAPABILITIES = "8143061"  # registered, but with nothing it can receive
@@ -67,8 +67,7 @@ async def test_unchecked_deliveries_are_reported_counted_and_explained(
 
         found = (await run(edi, "ops", "find", "--msg-id", timer_msg_id)).stdout
         assert TIMER in found and f"{RECEIVER} unread (unchecked: kind not governed by the registry)" in found
-        labels = {(s.labels["reason"], s.labels["kind"]): s.value for m in metrics.DELIVERIES_UNCHECKED.collect()
-                  for s in m.samples if s.name.endswith("_total")}
+        labels = unchecked_counts()
         assert labels[("not_governed", TIMER)] >= 1
         assert labels[("no_capabilities", "Dialogmelding 1.0, DIALOG_NOTAT")] >= 1
         history = (await run(edi, "ops", "history", str(ungoverned.message_id))).stdout
